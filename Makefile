@@ -1,0 +1,42 @@
+# Two commands do all the set-up: `make demo` and `make test`. Both create .venv on first use
+# and reinstall only when pyproject.toml or this Makefile changed (stamp keyed on their hash).
+PYTHON ?= $(shell command -v python3.11 || command -v python3)
+VENV := .venv
+PY := $(VENV)/bin/python
+HASH := $(shell cat pyproject.toml Makefile | sha256sum | cut -c1-16)
+STAMP := $(VENV)/.installed-$(HASH)
+
+.PHONY: install demo test lint typecheck pytest bench bench-quick clean
+
+install: $(STAMP)
+
+$(STAMP):
+	test -x $(PY) || $(PYTHON) -m venv $(VENV)
+	$(PY) -m pip install --quiet --upgrade pip
+	$(PY) -m pip install --quiet -e '.[dev]'
+	rm -f $(VENV)/.installed-*
+	touch $(STAMP)
+
+demo: $(STAMP)
+	$(VENV)/bin/pixelseg demo --out runs/demo
+
+lint: $(STAMP)
+	$(VENV)/bin/ruff check src tests bench
+	$(VENV)/bin/ruff format --check src tests bench
+
+typecheck: $(STAMP)
+	$(VENV)/bin/mypy
+
+pytest: $(STAMP)
+	$(PY) -m pytest --durations=15
+
+test: lint typecheck pytest
+
+bench: $(STAMP)
+	$(PY) bench/run_all.py
+
+bench-quick: $(STAMP)
+	$(PY) bench/run_all.py --quick
+
+clean:
+	rm -rf $(VENV) runs .mypy_cache .pytest_cache .ruff_cache

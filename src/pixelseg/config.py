@@ -1,0 +1,325 @@
+"""Frozen configuration dataclasses and ``load_config`` (TOML or YAML).
+
+A config file has the sections ``[data]`` (with ``[data.split]``), ``[model]``, ``[loss]`` and
+``[train]``, plus a top-level ``task``. Unknown keys and wrong types are refused with a
+:class:`~pixelseg.errors.ConfigError` naming the key. Paths in ``[data]`` are relative to the
+config file; the environment variable ``PIXELSEG_DATA`` replaces the folder that holds the
+dataset (``root``'s parent), so ``root = "../../shared/data/drive"`` becomes
+``$PIXELSEG_DATA/drive``.
+"""
+
+from __future__ import annotations
+
+import dataclasses
+import os
+import tomllib
+import types
+import typing
+from dataclasses import dataclass, field
+from pathlib import Path
+from typing import Any, TypeVar
+
+from pixelseg.errors import ConfigError
+
+TASKS = ("semantic", "instance", "watershed")
+DATA_FORMATS = ("mask_folder", "kaggle_instances", "instance_labels", "coco")
+SPLIT_METHODS = ("range", "list", "prefix", "hash", "all")
+
+
+@dataclass(frozen=True)
+class SplitConfig:
+    """How samples are divided into train / val / test.
+
+    ``method``:
+      * ``"range"``: ``train = ["0-19"]``: the integer at the start of each id within a range;
+      * ``"list"``: explicit ids;
+      * ``"prefix"``: ids starting with one of the prefixes;
+      * ``"hash"``: a stable hash of the id, with ``fractions`` for (train, val, test);
+      * ``"all"``: every sample in train (and val, for a quick check).
+    For ``range``/``list``/``prefix`` one split may be ``["*"]``: everything not in another.
+    """
+
+    method: str = "hash"
+    train: tuple[str, ...] = ()
+    val: tuple[str, ...] = ()
+    test: tuple[str, ...] = ()
+    fractions: tuple[float, ...] = (0.7, 0.15, 0.15)
+
+
+@dataclass(frozen=True)
+class DataConfig:
+    """Where the data is and how to read it.
+
+    ``images`` is a glob relative to ``root``; ``masks`` a template with ``{stem}`` (the image file
+    name without suffix), or use ``pairs_file`` (lines ``image mask``, CamVid's ``train.txt``).
+    Masks hold class indices (default), values listed in ``mask_values`` (one per class), or RGB
+    colours listed in ``palette``. ``void_values`` / a palette's ``void_colour`` and the value
+    ``ignore_index`` itself mark pixels never counted. ``valid_mask`` is a template of a per-image
+    region mask (non-zero = valid); ``nodata`` a TIFF value marking invalid pixels.
+    """
+
+    format: str = "mask_folder"
+    root: str = "."
+    images: str = "images/*.png"
+    masks: str = "masks/{stem}.png"
+    pairs_file: str = ""
+    annotations: str = ""
+    classes: tuple[str, ...] = ()
+    mask_values: tuple[int, ...] = ()
+    palette: tuple[tuple[int, int, int], ...] = ()
+    void_values: tuple[int, ...] = ()
+    void_colour: tuple[int, ...] = ()
+    ignore_index: int = 255
+    valid_mask: str = ""
+    nodata: float | None = None
+    max_pixels: int = 100_000_000
+    normalize: str = "auto"
+    split: SplitConfig = field(default_factory=SplitConfig)
+
+    @property
+    def num_classes(self) -> int:
+        """Number of real classes (void excluded)."""
+        return len(self.classes)
+
+
+@dataclass(frozen=True)
+class ModelConfig:
+    """Which registered model to build, with its keyword options."""
+
+    name: str = "unet_resnet18"
+    weights: str | None = None
+    options: dict[str, Any] = field(default_factory=dict)
+
+
+@dataclass(frozen=True)
+class LossConfig:
+    """Loss choice. ``name="auto"`` follows ``pixelseg check``'s imbalance diagnosis."""
+
+    name: str = "auto"
+    class_weighting: str = "auto"
+    ce_weight: float = 1.0
+    dice_weight: float = 1.0
+    focal_gamma: float = 2.0
+    focal_weight: float = 1.0
+    smooth: float = 1.0
+
+
+@dataclass(frozen=True)
+class TrainConfig:
+    """Optimisation, precision, budget and checkpointing."""
+
+    epochs: int = 20
+    batch_size: int = 4
+    crop_size: int = 256
+    lr: float = 1e-3
+    weight_decay: float = 1e-4
+    schedule: str = "poly"
+    warmup_steps: int = 50
+    precision: str = "auto"
+    channels_last: bool = True
+    grad_clip: float = 1.0
+    max_time: float | None = None
+    seed: int = 0
+    num_workers: int = 0
+    early_stopping_metric: str = "miou"
+    patience: int = 10
+    checkpoint_every_s: float = 600.0
+    deterministic: bool = False
+    augment: bool = True
+    val_every: int = 1
+
+
+@dataclass(frozen=True)
+class Config:
+    """A whole job: task, data, model, loss and training settings."""
+
+    task: str = "semantic"
+    data: DataConfig = field(default_factory=DataConfig)
+    model: ModelConfig = field(default_factory=ModelConfig)
+    loss: LossConfig = field(default_factory=LossConfig)
+    train: TrainConfig = field(default_factory=TrainConfig)
+    source: str = ""
+
+    def to_dict(self) -> dict[str, Any]:
+        """A JSON/TOML-friendly dict (tuples become lists) that :func:`config_from_dict` reads."""
+        return _jsonable(dataclasses.asdict(self))
+
+
+T = TypeVar("T")
+
+
+def _jsonable(value: Any) -> Any:
+    if isinstance(value, dict):
+        return {k: _jsonable(v) for k, v in value.items()}
+    if isinstance(value, list | tuple):
+        return [_jsonable(v) for v in value]
+    return value
+
+
+def _coerce(value: Any, hint: Any, key: str) -> Any:
+    """Check ``value`` against a type hint, converting lists to tuples; raise naming ``key``."""
+    origin = typing.get_origin(hint)
+    args = typing.get_args(hint)
+    if hint is Any:
+        return value
+    if origin in (typing.Union, types.UnionType):
+        if value is None and type(None) in args:
+            return None
+        errors = []
+        for arg in args:
+            if arg is type(None):
+                continue
+            try:
+                return _coerce(value, arg, key)
+            except ConfigError as exc:
+                errors.append(str(exc))
+        raise ConfigError(errors[0] if errors else f"{key}: invalid value {value!r}")
+    if origin is tuple:
+        if not isinstance(value, list | tuple):
+            raise ConfigError(f"{key}: expected a list, got {type(value).__name__} {value!r}")
+        if len(args) == 2 and args[1] is Ellipsis:
+            return tuple(_coerce(v, args[0], f"{key}[{i}]") for i, v in enumerate(value))
+        if len(args) != len(value):
+            raise ConfigError(f"{key}: expected {len(args)} items, got {len(value)}")
+        return tuple(_coerce(v, a, f"{key}[{i}]") for i, (v, a) in enumerate(zip(value, args)))
+    if origin is dict:
+        if not isinstance(value, dict):
+            raise ConfigError(f"{key}: expected a table, got {type(value).__name__}")
+        return dict(value)
+    if dataclasses.is_dataclass(hint) and isinstance(hint, type):
+        if not isinstance(value, dict):
+            raise ConfigError(f"{key}: expected a table, got {type(value).__name__}")
+        return _build(hint, value, key)
+    if hint is float:
+        if isinstance(value, bool) or not isinstance(value, int | float):
+            raise ConfigError(f"{key}: expected a number, got {type(value).__name__} {value!r}")
+        return float(value)
+    if hint is int:
+        if isinstance(value, bool) or not isinstance(value, int):
+            raise ConfigError(f"{key}: expected an integer, got {type(value).__name__} {value!r}")
+        return value
+    if hint is bool:
+        if not isinstance(value, bool):
+            raise ConfigError(f"{key}: expected true or false, got {value!r}")
+        return value
+    if hint is str:
+        if not isinstance(value, str):
+            raise ConfigError(f"{key}: expected a string, got {type(value).__name__} {value!r}")
+        return value
+    raise ConfigError(f"{key}: unsupported type {hint}")  # pragma: no cover
+
+
+def _build(cls: type[T], raw: dict[str, Any], prefix: str) -> T:
+    hints = typing.get_type_hints(cls)
+    names = {f.name for f in dataclasses.fields(cls)}  # type: ignore[arg-type]
+    kwargs: dict[str, Any] = {}
+    for key, value in raw.items():
+        full = f"{prefix}.{key}" if prefix else key
+        if key not in names:
+            known = ", ".join(sorted(names - {"source"}))
+            raise ConfigError(f"unknown key '{full}' (known keys here: {known})")
+        kwargs[key] = _coerce(value, hints[key], full)
+    return cls(**kwargs)
+
+
+def _validate(config: Config) -> None:
+    choices = {
+        "task": (config.task, TASKS),
+        "data.format": (config.data.format, DATA_FORMATS),
+        "data.split.method": (config.data.split.method, SPLIT_METHODS),
+        "train.precision": (config.train.precision, ("auto", "fp32", "bf16", "fp16")),
+        "train.schedule": (config.train.schedule, ("poly", "cosine", "constant")),
+        "loss.name": (config.loss.name, ("auto", "ce", "dice", "focal", "dice_ce", "focal_dice")),
+        "loss.class_weighting": (
+            config.loss.class_weighting,
+            ("auto", "none", "inverse", "median"),
+        ),
+    }
+    for key, (value, allowed) in choices.items():
+        if value not in allowed:
+            raise ConfigError(f"{key}: {value!r} is not one of {', '.join(allowed)}")
+    if config.data.mask_values and len(config.data.mask_values) != len(config.data.classes):
+        raise ConfigError(
+            f"data.mask_values: {len(config.data.mask_values)} values for "
+            f"{len(config.data.classes)} classes"
+        )
+    if config.data.palette and len(config.data.palette) != len(config.data.classes):
+        raise ConfigError(
+            f"data.palette: {len(config.data.palette)} colours for "
+            f"{len(config.data.classes)} classes"
+        )
+
+
+def config_from_dict(raw: dict[str, Any], *, source: str = "") -> Config:
+    """Build and validate a :class:`Config` from a plain dict (as read from TOML/YAML/JSON)."""
+    raw = {k: v for k, v in raw.items() if k != "source"}
+    config = _build(Config, raw, "")
+    config = dataclasses.replace(config, source=source)
+    _validate(config)
+    return config
+
+
+def parse_override(text: str) -> tuple[list[str], Any]:
+    """Parse ``--set key.sub=value``; the value is read as TOML when it parses, else a string."""
+    if "=" not in text:
+        raise ConfigError(f"--set {text!r}: expected key=value")
+    key, _, value_text = text.partition("=")
+    try:
+        value = tomllib.loads(f"v = {value_text}")["v"]
+    except tomllib.TOMLDecodeError:
+        value = value_text
+    return key.strip().split("."), value
+
+
+def apply_overrides(raw: dict[str, Any], overrides: list[str]) -> dict[str, Any]:
+    """Return a copy of ``raw`` with each ``key=value`` override applied (nested by dots)."""
+    import copy
+
+    result = copy.deepcopy(raw)
+    for text in overrides:
+        path, value = parse_override(text)
+        node = result
+        for part in path[:-1]:
+            node = node.setdefault(part, {})
+            if not isinstance(node, dict):
+                raise ConfigError(f"--set {text!r}: {part} is not a table")
+        node[path[-1]] = value
+    return result
+
+
+def read_raw_config(path: str | Path) -> dict[str, Any]:
+    """Read a TOML or YAML file into a dict, with clear errors for missing or malformed files."""
+    path = Path(path)
+    if not path.is_file():
+        raise ConfigError(f"{path}: config file not found")
+    text = path.read_text(encoding="utf-8")
+    try:
+        if path.suffix in (".yaml", ".yml"):
+            import yaml
+
+            raw = yaml.safe_load(text) or {}
+        else:
+            raw = tomllib.loads(text)
+    except Exception as exc:  # tomllib / yaml errors carry line numbers
+        raise ConfigError(f"{path}: cannot parse config: {exc}") from exc
+    if not isinstance(raw, dict):
+        raise ConfigError(f"{path}: expected a table at the top level")
+    return raw
+
+
+def resolve_data_root(root: str, config_dir: Path) -> Path:
+    """Resolve ``data.root`` relative to the config file, honouring ``PIXELSEG_DATA``."""
+    override = os.environ.get("PIXELSEG_DATA")
+    if override:
+        return Path(override) / Path(root).name
+    path = Path(root)
+    return path if path.is_absolute() else (config_dir / path).resolve()
+
+
+def load_config(path: str | Path, overrides: list[str] | None = None) -> Config:
+    """Load a config file, apply ``--set`` overrides, resolve ``data.root`` to an absolute path."""
+    path = Path(path)
+    raw = apply_overrides(read_raw_config(path), overrides or [])
+    config = config_from_dict(raw, source=str(path))
+    root = resolve_data_root(config.data.root, path.resolve().parent)
+    return dataclasses.replace(config, data=dataclasses.replace(config.data, root=str(root)))

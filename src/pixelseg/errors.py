@@ -1,0 +1,29 @@
+"""Exceptions for user mistakes: the CLI prints them as one line, never a traceback."""
+
+from __future__ import annotations
+
+from pathlib import Path
+
+
+class PixelsegError(Exception):
+    """A problem the user can fix (bad config, bad file, missing run directory).
+
+    The CLI catches it and prints ``str(error)`` on one line with exit code 1 (or 2 for usage).
+    """
+
+
+class ConfigError(PixelsegError):
+    """A configuration file or ``--set`` override is invalid; the message names the key."""
+
+
+class DataError(PixelsegError):
+    """A data file is unreadable or inconsistent; the message names the file and the problem."""
+
+    def __init__(self, path: str | Path | None, problem: str) -> None:
+        self.path = str(path) if path is not None else None
+        self.problem = problem
+        super().__init__(f"{self.path}: {problem}" if self.path else problem)
+
+
+class CheckpointError(PixelsegError):
+    """A run directory or checkpoint is missing, corrupted or not a safetensors file."""
