@@ -56,6 +56,9 @@ class DataConfig:
     colours listed in ``palette``. ``void_values`` / a palette's ``void_colour`` and the value
     ``ignore_index`` itself mark pixels never counted. ``valid_mask`` is a template of a per-image
     region mask (non-zero = valid); ``nodata`` a TIFF value marking invalid pixels.
+    ``id_pattern`` is an optional regular expression matched against the image stem whose first
+    group (or group ``id``) becomes the sample id and fills ``{id}`` in the templates (DRIVE:
+    ``"(\\d+)_training"`` so that ``masks = "1st_manual/{id}_manual1.gif"``).
     """
 
     format: str = "mask_folder"
@@ -63,6 +66,7 @@ class DataConfig:
     images: str = "images/*.png"
     masks: str = "masks/{stem}.png"
     pairs_file: str = ""
+    id_pattern: str = ""
     annotations: str = ""
     classes: tuple[str, ...] = ()
     mask_values: tuple[int, ...] = ()

@@ -1,0 +1,140 @@
+"""Wiring a config into datasets: splits, transforms, normalisation from the training split."""
+
+from __future__ import annotations
+
+from collections.abc import Iterator, Sequence
+
+import numpy as np
+import torch
+import torch.nn.functional as F
+
+from pixelseg.config import Config, DataConfig
+from pixelseg.data.check import check_dataset
+from pixelseg.data.folder import MaskFolderDataset
+from pixelseg.data.io import read_image
+from pixelseg.data.normalize import Normalizer, choose_normalizer, image_to_float
+from pixelseg.data.splits import SPLITS, assign_splits
+from pixelseg.data.transforms import build_transforms
+from pixelseg.errors import ConfigError, DataError
+from pixelseg.structures import Batch, SemanticSample
+
+_MAX_LISTED_PROBLEMS = 5
+
+
+def _train_images(dataset: MaskFolderDataset) -> Iterator[tuple[torch.Tensor, np.ndarray | None]]:
+    for index in range(len(dataset)):
+        loaded = dataset.load(index)
+        valid = None if loaded.nodata is None else ~loaded.nodata
+        yield image_to_float(loaded.image), valid
+
+
+def build_datasets(
+    config: Config,
+    splits: Sequence[str] = ("train", "val"),
+    *,
+    normalizer: Normalizer | None = None,
+    verify: bool = True,
+) -> dict[str, MaskFolderDataset]:
+    """Build the semantic datasets of a config, one per requested split.
+
+    The training split gets random augmentation (when ``train.augment``), the others only padding
+    to a multiple of 32. Normalisation statistics come from the training split (see
+    :mod:`pixelseg.data.normalize`) unless ``normalizer`` is given (a trained run's own); the
+    chosen normaliser is on every dataset as ``.normalizer``.
+
+    Args:
+        config: a loaded config.
+        splits: which of ``train``, ``val``, ``test`` to build.
+        normalizer: reuse these statistics instead of computing them.
+        verify: run :func:`~pixelseg.data.check.check_dataset` first and refuse a dataset with
+            errors, so training never starts on bad labels.
+
+    Raises:
+        DataError: the dataset has errors (the first few listed) or a requested split is empty.
+        ConfigError: an unknown split or a non-semantic ``data.format``.
+    """
+    data = config.data
+    unknown = [s for s in splits if s not in SPLITS]
+    if unknown:
+        raise ConfigError(f"unknown split {unknown[0]!r}; choose from {', '.join(SPLITS)}")
+    if data.format != "mask_folder":
+        raise ConfigError(f"data.format {data.format!r} is not a semantic mask-folder format")
+    if verify:
+        report = check_dataset(config)
+        if not report.ok:
+            listed = "; ".join(str(p) for p in report.errors[:_MAX_LISTED_PROBLEMS])
+            more = len(report.errors) - _MAX_LISTED_PROBLEMS
+            suffix = f" (and {more} more: run pixelseg check)" if more > 0 else ""
+            raise DataError(data.root, f"dataset has errors: {listed}{suffix}")
+    everything = MaskFolderDataset(data)
+    if not everything.samples:
+        raise DataError(data.root, "empty dataset: no samples found")
+    members = assign_splits([s.id for s in everything.samples], data.split)
+    first = read_image(everything.samples[0].image, max_pixels=data.max_pixels)
+    bands, dtype = first.shape[2], str(first.dtype)
+    if normalizer is None:
+        train_set = MaskFolderDataset(data, ids=members["train"])
+        if not len(train_set):
+            raise DataError(data.root, "split 'train' is empty: no normalisation statistics")
+        normalizer = choose_normalizer(
+            data.normalize, bands=bands, dtype=dtype, train_images=_train_images(train_set)
+        )
+    rgb8 = bands == 3 and dtype == "uint8"
+    datasets = {}
+    for name in splits:
+        if not members[name]:
+            raise DataError(data.root, f"split {name!r} is empty (check [data.split])")
+        train = name == "train" and config.train.augment
+        transform = build_transforms(
+            train=train,
+            crop_size=config.train.crop_size,
+            ignore_index=data.ignore_index,
+            color_jitter=0.2 if rgb8 else 0.0,
+        )
+        datasets[name] = MaskFolderDataset(
+            data, ids=members[name], transform=transform, normalizer=normalizer
+        )
+    return datasets
+
+
+def class_pixel_counts(dataset_or_config: MaskFolderDataset | Config | DataConfig) -> np.ndarray:
+    """Labelled pixels per class, void excluded: ``(num_classes,)`` int64.
+
+    A dataset is counted over its own samples (no transforms); a config over its training split.
+    """
+    if isinstance(dataset_or_config, MaskFolderDataset):
+        dataset = dataset_or_config
+    else:
+        data = (
+            dataset_or_config.data if isinstance(dataset_or_config, Config) else dataset_or_config
+        )
+        every = MaskFolderDataset(data)
+        ids = assign_splits([s.id for s in every.samples], data.split)["train"]
+        dataset = MaskFolderDataset(data, ids=ids)
+    counts = np.zeros(dataset.num_classes, dtype=np.int64)
+    for index in range(len(dataset)):
+        counts += dataset.classmap.count(dataset.load(index).label)
+    return counts
+
+
+def collate_semantic(samples: Sequence[SemanticSample], ignore_index: int | None = None) -> Batch:
+    """Stack samples into a :class:`~pixelseg.structures.Batch`.
+
+    Samples of different sizes (evaluation on whole images) are padded bottom/right to the
+    largest: images with 0, masks with ``ignore_index`` (from the samples' ``meta`` by default).
+
+    Returns:
+        A batch with ``images`` ``(N, C, H, W)`` float32 and ``masks`` ``(N, H, W)`` int64.
+    """
+    if not samples:
+        raise ValueError("collate_semantic: no samples")
+    if ignore_index is None:
+        ignore_index = int(samples[0].meta.get("ignore_index", 255))
+    height = max(s.image.shape[-2] for s in samples)
+    width = max(s.image.shape[-1] for s in samples)
+    images, masks = [], []
+    for s in samples:
+        pad = (0, width - s.image.shape[-1], 0, height - s.image.shape[-2])
+        images.append(F.pad(s.image, pad, value=0.0))
+        masks.append(F.pad(s.mask, pad, value=ignore_index))
+    return Batch(images=torch.stack(images), masks=torch.stack(masks), ids=[s.id for s in samples])

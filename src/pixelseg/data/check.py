@@ -1,0 +1,196 @@
+"""``pixelseg check``: verify every sample of a dataset before anyone trains on it.
+
+Checks: readable files, sizes from the header below ``data.max_pixels`` (before decoding), image
+and mask of one size (an EXIF-rotated JPEG is named as such), mask values or colours the class map
+knows, missing pairs, an empty dataset or split, and duplicate ids. Then it summarises the class
+frequencies, the majority-class baseline and the imbalance, with suggested class weights.
+"""
+
+from __future__ import annotations
+
+from collections import Counter
+from pathlib import Path
+
+import numpy as np
+from rich.console import Console
+
+from pixelseg.config import Config, load_config
+from pixelseg.data.check_report import CheckReport, Problem, print_report, write_json
+from pixelseg.data.class_weights import class_weights_from_counts
+from pixelseg.data.classmap import ClassMap
+from pixelseg.data.folder import SamplePaths, find_samples, load_sample
+from pixelseg.data.io import check_pixel_limit, read_header
+from pixelseg.data.splits import assign_splits
+from pixelseg.errors import ConfigError, DataError
+
+
+def _pick(samples: list[SamplePaths], max_images: int | None) -> list[SamplePaths]:
+    """All samples, or ``max_images`` spread evenly over them (every split represented)."""
+    if max_images is None or max_images >= len(samples):
+        return samples
+    positions = np.linspace(0, len(samples) - 1, max(max_images, 1)).round().astype(int)
+    return [samples[i] for i in sorted(set(positions.tolist()))]
+
+
+def _check_files(paths: SamplePaths, max_pixels: int) -> Problem | None:
+    """Existence and header checks; the first problem, or ``None``."""
+    if not paths.image.is_file():
+        return Problem(str(paths.image), "missing image file")
+    if not paths.mask.is_file():
+        return Problem(str(paths.mask), f"missing mask for image {paths.image.name}")
+    if paths.valid is not None and not paths.valid.is_file():
+        return Problem(str(paths.valid), f"missing valid-region mask for image {paths.image.name}")
+    for path in (paths.image, paths.mask):
+        try:
+            check_pixel_limit(path, read_header(path), max_pixels)
+        except DataError as exc:
+            return Problem(exc.path or str(path), exc.problem)
+    return None
+
+
+def _list_samples(config: Config, report: CheckReport) -> list[SamplePaths]:
+    data = config.data
+    try:
+        samples = find_samples(data)
+    except DataError as exc:
+        report.errors.append(Problem(exc.path or "", exc.problem))
+        return []
+    if not samples:
+        where = f"pairs file {data.pairs_file}" if data.pairs_file else f"'{data.images}'"
+        report.errors.append(Problem(data.root, f"empty dataset: no samples from {where}"))
+        return []
+    seen: dict[str, SamplePaths] = {}
+    for sample in samples:
+        if sample.id in seen:
+            report.errors.append(
+                Problem(
+                    str(sample.image),
+                    f"duplicate sample id {sample.id!r} (also {seen[sample.id].image})",
+                )
+            )
+        else:
+            seen[sample.id] = sample
+    return samples
+
+
+def _split(config: Config, samples: list[SamplePaths], report: CheckReport) -> set[str]:
+    ids = list(dict.fromkeys(s.id for s in samples))
+    splits = assign_splits(ids, config.data.split)
+    report.split_counts = {name: len(members) for name, members in splits.items()}
+    if samples and not splits["train"]:
+        report.errors.append(Problem("", "split 'train' is empty (check [data.split])"))
+    if samples and not splits["val"]:
+        report.warnings.append(Problem("", "split 'val' is empty: nothing to validate on"))
+    return set(splits["train"])
+
+
+def check_dataset(config: Config, *, max_images: int | None = None) -> CheckReport:
+    """Verify every sample (or ``max_images`` spread over them) and summarise the dataset.
+
+    Args:
+        config: a loaded config (``data.root`` resolved).
+        max_images: read at most this many samples' pixels (file existence is always checked).
+
+    Returns:
+        The :class:`CheckReport`; problems are collected in it, not raised.
+
+    Raises:
+        ConfigError: the ``[data]`` section itself is invalid (no classes, bad split).
+    """
+    data = config.data
+    if data.format != "mask_folder":
+        raise ConfigError(f"pixelseg check: data.format {data.format!r} is not a semantic format")
+    classmap = ClassMap.from_config(data)
+    report = CheckReport(config=config.source, root=data.root, classes=list(data.classes))
+    samples = _list_samples(config, report)
+    report.num_samples = len(samples)
+    train_ids = _split(config, samples, report)
+    counts = np.zeros(classmap.num_classes, dtype=np.int64)
+    train_counts = np.zeros_like(counts)
+    sizes: Counter[str] = Counter()
+    kinds: Counter[str] = Counter()
+    picked = {id(s) for s in _pick(samples, max_images)}
+    for paths in samples:
+        problem = _check_files(paths, data.max_pixels)
+        if problem is not None:
+            report.errors.append(problem)
+            continue
+        if id(paths) not in picked:
+            continue
+        try:
+            loaded = load_sample(paths, classmap, data)
+        except DataError as exc:
+            report.errors.append(Problem(exc.path or "", exc.problem))
+            continue
+        report.checked += 1
+        height, width, bands = loaded.image.shape
+        sizes[f"{width}x{height}"] += 1
+        kinds[f"{bands} x {loaded.image.dtype}"] += 1
+        per_class = classmap.count(loaded.label)
+        counts += per_class
+        report.ignored_pixels += int(loaded.label.size - per_class.sum())
+        if paths.id in train_ids:
+            train_counts += per_class
+    report.image_sizes, report.image_kinds = dict(sizes), dict(kinds)
+    report.class_pixels = counts.tolist()
+    report.train_class_pixels = train_counts.tolist()
+    _diagnose(report, classmap)
+    return report
+
+
+def _diagnose(report: CheckReport, classmap: ClassMap) -> None:
+    """Fill class weights, the recommended loss and the imbalance warnings."""
+    if not report.labelled_pixels:
+        if report.checked:
+            report.errors.append(Problem("", "no labelled pixels: every pixel is void"))
+        return
+    basis = report.train_class_pixels if sum(report.train_class_pixels) else report.class_pixels
+    report.class_weights = [round(float(w), 4) for w in class_weights_from_counts(basis)]
+    for name, pixels in zip(classmap.classes, report.class_pixels):
+        if pixels == 0:
+            report.warnings.append(Problem("", f"class {name!r} never occurs in the masks read"))
+    rare = report.rare_classes
+    if rare:
+        report.recommended_loss = "dice_ce"
+        listed = ", ".join(
+            f"{name} ({100 * freq:.2f} %)"
+            for name, freq in zip(report.classes, report.class_frequencies)
+            if name in rare
+        )
+        report.warnings.append(
+            Problem(
+                "",
+                f"class imbalance: {listed} under 1 % of pixels; use Dice + weighted CE "
+                '(loss.name = "dice_ce", median-frequency class weights)',
+            )
+        )
+
+
+def check_command(
+    config_path: str | Path,
+    *,
+    strict: bool = False,
+    json_path: str | None = None,
+    overrides: list[str] | None = None,
+) -> int:
+    """Run ``pixelseg check`` and print its summary.
+
+    Args:
+        config_path: the config file.
+        strict: warnings (imbalance, empty val split) also give exit code 1.
+        json_path: also write the report as JSON here (``"-"``: stdout; the summary then goes
+            to stderr).
+        overrides: ``key=value`` config overrides.
+
+    Returns:
+        0 when the dataset is usable, 1 on errors (or on warnings with ``strict``).
+    """
+    config = load_config(config_path, overrides)
+    report = check_dataset(config)
+    console = Console(stderr=json_path == "-", soft_wrap=True)
+    print_report(report, console)
+    if json_path:
+        write_json(report, json_path)
+    if not report.ok or (strict and report.warnings):
+        return 1
+    return 0

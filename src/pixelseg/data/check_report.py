@@ -1,0 +1,184 @@
+"""The result of ``pixelseg check``: a dataclass, its JSON form and its ``rich`` summary."""
+
+from __future__ import annotations
+
+import json
+import os
+import tempfile
+from dataclasses import asdict, dataclass, field
+from pathlib import Path
+from typing import Any
+
+from rich.console import Console
+from rich.markup import escape
+from rich.table import Table
+
+RARE_FRACTION = 0.01
+
+
+@dataclass(frozen=True)
+class Problem:
+    """One problem found in a dataset.
+
+    Attributes:
+        path: the file concerned ("" when the problem is not about one file).
+        problem: what is wrong, one line.
+    """
+
+    path: str
+    problem: str
+
+    def __str__(self) -> str:
+        return f"{self.path}: {self.problem}" if self.path else self.problem
+
+
+@dataclass
+class CheckReport:
+    """Everything ``pixelseg check`` found.
+
+    Attributes:
+        config: the config file checked.
+        root: the resolved data root.
+        num_samples: samples found (pairs listed or images matched).
+        checked: samples whose pixels were read.
+        split_counts: samples per split.
+        image_sizes: ``"WxH"`` -> number of images.
+        image_kinds: ``"<bands> x <dtype>"`` -> number of images.
+        classes: class names.
+        class_pixels: labelled pixels per class over all checked samples.
+        train_class_pixels: labelled pixels per class over the checked training samples.
+        ignored_pixels: void / invalid / nodata pixels.
+        class_weights: suggested cross-entropy weights (``class_weights_method``) from train.
+        class_weights_method: how ``class_weights`` were computed.
+        recommended_loss: ``loss.name`` that the diagnosis suggests (``"dice_ce"`` or ``"ce"``).
+        errors: problems that make the dataset unusable (exit code 1).
+        warnings: problems worth knowing (exit code 0 unless ``--strict``).
+    """
+
+    config: str
+    root: str
+    num_samples: int = 0
+    checked: int = 0
+    split_counts: dict[str, int] = field(default_factory=dict)
+    image_sizes: dict[str, int] = field(default_factory=dict)
+    image_kinds: dict[str, int] = field(default_factory=dict)
+    classes: list[str] = field(default_factory=list)
+    class_pixels: list[int] = field(default_factory=list)
+    train_class_pixels: list[int] = field(default_factory=list)
+    ignored_pixels: int = 0
+    class_weights: list[float] = field(default_factory=list)
+    class_weights_method: str = "median"
+    recommended_loss: str = "ce"
+    errors: list[Problem] = field(default_factory=list)
+    warnings: list[Problem] = field(default_factory=list)
+
+    @property
+    def ok(self) -> bool:
+        """No errors."""
+        return not self.errors
+
+    @property
+    def labelled_pixels(self) -> int:
+        """Pixels with a real class."""
+        return int(sum(self.class_pixels))
+
+    @property
+    def class_frequencies(self) -> list[float]:
+        """Fraction of labelled pixels per class."""
+        total = self.labelled_pixels
+        return [c / total if total else 0.0 for c in self.class_pixels]
+
+    @property
+    def majority_baseline(self) -> float | None:
+        """Pixel accuracy of predicting the most frequent class everywhere."""
+        total = self.labelled_pixels
+        return max(self.class_pixels) / total if total else None
+
+    @property
+    def rare_classes(self) -> list[str]:
+        """Classes under 1 % of labelled pixels (absent ones included)."""
+        return [
+            name for name, freq in zip(self.classes, self.class_frequencies) if freq < RARE_FRACTION
+        ]
+
+    def to_dict(self) -> dict[str, Any]:
+        """A JSON-friendly dict with the derived numbers included."""
+        raw = asdict(self)
+        raw.update(
+            ok=self.ok,
+            labelled_pixels=self.labelled_pixels,
+            class_frequencies=self.class_frequencies,
+            majority_baseline=self.majority_baseline,
+            rare_classes=self.rare_classes,
+        )
+        return raw
+
+
+def write_json(report: CheckReport, path: str) -> None:
+    """Write the report as JSON to ``path`` atomically, or to stdout for ``"-"``."""
+    text = json.dumps(report.to_dict(), indent=2) + "\n"
+    if path == "-":
+        print(text, end="")
+        return
+    target = Path(path)
+    target.parent.mkdir(parents=True, exist_ok=True)
+    fd, tmp = tempfile.mkstemp(dir=target.parent, prefix=f".{target.name}.", suffix=".tmp")
+    with os.fdopen(fd, "w", encoding="utf-8") as handle:
+        handle.write(text)
+    os.replace(tmp, target)
+
+
+def _counts(mapping: dict[str, int]) -> str:
+    return ", ".join(f"{k} ({v})" for k, v in sorted(mapping.items(), key=lambda kv: -kv[1]))
+
+
+def print_report(report: CheckReport, console: Console) -> None:
+    """Print the human summary: samples, sizes, class frequencies, diagnosis and problems."""
+    console.print(
+        f"[bold]pixelseg check[/bold] {escape(report.config)}  (data: {escape(report.root)})"
+    )
+    splits = ", ".join(f"{k} {v}" for k, v in report.split_counts.items())
+    console.print(f"samples: {report.num_samples} found, {report.checked} read; splits: {splits}")
+    if report.image_sizes:
+        console.print(f"image sizes (WxH): {_counts(report.image_sizes)}")
+        console.print(f"bands x dtype: {_counts(report.image_kinds)}")
+    if report.labelled_pixels:
+        table = Table(title="class pixel frequency (void excluded)")
+        table.add_column("class")
+        table.add_column("pixels", justify="right")
+        table.add_column("frequency", justify="right")
+        table.add_column("CE weight", justify="right")
+        weights = report.class_weights or [1.0] * len(report.classes)
+        for index, name in enumerate(report.classes):
+            freq = report.class_frequencies[index]
+            style = "yellow" if freq < RARE_FRACTION else ""
+            table.add_row(
+                f"{index} {name}",
+                f"{report.class_pixels[index]:,}",
+                f"{100 * freq:.2f} %",
+                f"{weights[index]:.3f}",
+                style=style,
+            )
+        console.print(table)
+        total = report.labelled_pixels + report.ignored_pixels
+        console.print(
+            f"ignored (void / outside valid region / nodata): {report.ignored_pixels:,} pixels "
+            f"({100 * report.ignored_pixels / max(total, 1):.1f} %)"
+        )
+        baseline = report.majority_baseline or 0.0
+        console.print(f"majority-class pixel accuracy baseline: {100 * baseline:.2f} %")
+        if report.rare_classes:
+            console.print(
+                f'recommended loss: Dice + weighted CE (loss.name = "{report.recommended_loss}") '
+                f"with the {report.class_weights_method}-frequency CE weights above"
+            )
+        else:
+            console.print('no class under 1 % of pixels; recommended loss.name = "ce"')
+    for problem in report.warnings:
+        console.print(f"[yellow]warning:[/yellow] {escape(str(problem))}", highlight=False)
+    for problem in report.errors:
+        console.print(f"[red]error:[/red] {escape(str(problem))}", highlight=False)
+    verdict = (
+        "[green]OK[/green]" if report.ok else f"[red]{len(report.errors)} problem(s) found[/red]"
+    )
+    console.print(f"result: {verdict}, {len(report.warnings)} warning(s)")

@@ -1,0 +1,285 @@
+"""Reading images and masks: PNG, JPEG (EXIF orientation), TIFF (tifffile), GIF, BMP.
+
+Images come back as ``(H, W, C)`` arrays in their stored dtype (uint8, uint16, float32...), with
+alpha dropped; masks as ``(H, W)`` integer arrays or ``(H, W, 3)`` uint8 colours. Sizes are read
+from the file header first, so an absurdly large file is refused before its pixels are decoded.
+Every failure is a :class:`~pixelseg.errors.DataError` naming the file.
+"""
+
+from __future__ import annotations
+
+import warnings
+from dataclasses import dataclass
+from pathlib import Path
+
+import numpy as np
+from PIL import Image, ImageOps, UnidentifiedImageError
+
+from pixelseg.errors import DataError
+
+TIFF_SUFFIXES = (".tif", ".tiff")
+MAX_BANDS = 13
+# EXIF orientations 5-8 transpose the image: width and height swap when it is displayed.
+_SWAPPING_ORIENTATIONS = (5, 6, 7, 8)
+_GDAL_NODATA_TAG = 42113
+_ORIENTATION_TAG = 0x0112
+
+
+@dataclass(frozen=True)
+class ImageHeader:
+    """What a file's header says, before any pixel is decoded.
+
+    Attributes:
+        height: stored height in pixels (before EXIF orientation).
+        width: stored width in pixels.
+        bands: number of channels (alpha included).
+        dtype: numpy dtype name of a sample, e.g. ``"uint8"``.
+        orientation: EXIF orientation tag (1 = upright), 1 when absent.
+        nodata: the GDAL nodata value of a GeoTIFF, or ``None``.
+    """
+
+    height: int
+    width: int
+    bands: int
+    dtype: str
+    orientation: int = 1
+    nodata: float | None = None
+
+    @property
+    def size(self) -> tuple[int, int]:
+        """``(height, width)`` as displayed, i.e. after the EXIF orientation is applied."""
+        if self.orientation in _SWAPPING_ORIENTATIONS:
+            return self.width, self.height
+        return self.height, self.width
+
+    @property
+    def pixels(self) -> int:
+        """Number of pixels."""
+        return self.height * self.width
+
+
+def _is_tiff(path: Path) -> bool:
+    return path.suffix.lower() in TIFF_SUFFIXES
+
+
+def _tiff_band_axis(shape: tuple[int, ...], axes: str) -> int | None:
+    """Index of the band axis of a 3-D TIFF series, or ``None`` for a single band."""
+    if len(shape) == 2:
+        return None
+    if len(shape) != 3:
+        raise ValueError(f"unsupported TIFF shape {shape} (axes {axes})")
+    if axes.endswith("S"):
+        return 2
+    if axes.endswith("YX"):
+        return 0
+    return 2 if shape[2] <= MAX_BANDS else 0
+
+
+def _header_orientation(img: Image.Image) -> int:
+    """EXIF orientation without decoding: PNG's ``getexif`` would read past the pixel data."""
+    if img.format in ("JPEG", "MPO", "WEBP", "TIFF"):
+        return int(img.getexif().get(_ORIENTATION_TAG, 1) or 1)
+    raw = img.info.get("exif")
+    if not raw:
+        return 1
+    exif = Image.Exif()
+    exif.load(raw)
+    return int(exif.get(_ORIENTATION_TAG, 1) or 1)
+
+
+def read_header(path: str | Path) -> ImageHeader:
+    """Read size, bands and dtype of an image without decoding its pixels.
+
+    Raises:
+        DataError: the file is missing or not a readable image.
+    """
+    path = Path(path)
+    if not path.is_file():
+        raise DataError(path, "file not found")
+    if _is_tiff(path):
+        import tifffile
+
+        try:
+            with tifffile.TiffFile(path) as tif:
+                series = tif.series[0]
+                shape, axes = tuple(series.shape), series.axes
+                page = tif.pages[0]
+                tag = page.tags.get(_GDAL_NODATA_TAG)  # type: ignore[union-attr]
+                nodata = float(str(tag.value).strip("\x00 ")) if tag is not None else None
+                dtype = str(series.dtype)
+        except Exception as exc:
+            raise DataError(path, f"not a readable TIFF ({exc})") from exc
+        if len(shape) > 3:  # leading length-1 axes (a one-page stack)
+            kept = [i for i, s in enumerate(shape) if s != 1]
+            shape, axes = tuple(shape[i] for i in kept), "".join(axes[i] for i in kept)
+        try:
+            band_axis = _tiff_band_axis(shape, axes)
+        except ValueError as exc:
+            raise DataError(path, str(exc)) from exc
+        spatial = [s for i, s in enumerate(shape) if i != band_axis]
+        bands = 1 if band_axis is None else shape[band_axis]
+        return ImageHeader(spatial[0], spatial[1], bands, dtype, 1, nodata)
+    try:
+        with Image.open(path) as img:
+            width, height = img.size
+            bands = len(img.getbands())
+            orientation = _header_orientation(img)
+            dtype = "uint16" if img.mode.startswith("I;16") else "uint8"
+            if img.mode in ("I", "F"):
+                dtype = "int32" if img.mode == "I" else "float32"
+    except (UnidentifiedImageError, OSError, SyntaxError, ValueError) as exc:
+        raise DataError(path, f"not a readable image ({exc})") from exc
+    return ImageHeader(height, width, bands, dtype, orientation)
+
+
+def image_size(path: str | Path) -> tuple[int, int]:
+    """``(height, width)`` of an image as displayed, read from the header only."""
+    return read_header(path).size
+
+
+def check_pixel_limit(path: str | Path, header: ImageHeader, max_pixels: int) -> None:
+    """Refuse an image whose header announces more than ``max_pixels`` pixels.
+
+    Raises:
+        DataError: the image is too large.
+    """
+    if header.pixels > max_pixels:
+        raise DataError(
+            path,
+            f"image is {header.width}x{header.height} = {header.pixels} pixels, above "
+            f"data.max_pixels = {max_pixels} (a corrupt header or a file to tile first)",
+        )
+
+
+def _read_tiff(path: Path) -> np.ndarray:
+    import tifffile
+
+    try:
+        with tifffile.TiffFile(path) as tif:
+            series = tif.series[0]
+            axes = series.axes
+            array = series.asarray()
+    except Exception as exc:
+        if "imagecodecs" in str(exc):
+            # tifffile needs the optional imagecodecs for LZW & co; Pillow decodes the usual ones
+            return np.asarray(_drop_alpha(_open_pil(path)))
+        raise DataError(path, f"truncated or corrupt TIFF ({exc})") from exc
+    if array.ndim > 3:
+        kept = [i for i, s in enumerate(array.shape) if s != 1]
+        axes = "".join(axes[i] for i in kept)
+        array = array.squeeze()
+    if array.ndim == 3 and _tiff_band_axis(array.shape, axes) == 0:
+        array = np.moveaxis(array, 0, -1)
+    return np.ascontiguousarray(array)
+
+
+def _open_pil(path: Path) -> Image.Image:
+    try:
+        with warnings.catch_warnings():
+            warnings.simplefilter("ignore")
+            img = Image.open(path)
+            img.load()
+            transposed = ImageOps.exif_transpose(img)
+    except (UnidentifiedImageError, SyntaxError) as exc:
+        raise DataError(path, f"not a readable image ({exc})") from exc
+    except (OSError, ValueError) as exc:
+        raise DataError(path, f"truncated or corrupt image data ({exc})") from exc
+    return transposed if transposed is not None else img
+
+
+def _drop_alpha(img: Image.Image) -> Image.Image:
+    if img.mode in ("RGBA", "RGBa", "P", "PA", "CMYK", "YCbCr", "LAB", "HSV"):
+        return img.convert("RGB")
+    if img.mode in ("LA", "La"):
+        return img.convert("L")
+    if img.mode == "1":
+        return img.convert("L")
+    return img
+
+
+def read_image(path: str | Path, *, max_pixels: int | None = None) -> np.ndarray:
+    """Read an image as ``(H, W, C)`` in its stored dtype, alpha dropped, EXIF-oriented.
+
+    Args:
+        path: PNG, JPEG, TIFF (1-13 bands, 8/16-bit or float), GIF or BMP file.
+        max_pixels: refuse files whose header announces more pixels than this.
+
+    Raises:
+        DataError: missing, corrupt, truncated, too large, or more than 13 bands.
+    """
+    path = Path(path)
+    header = read_header(path)
+    if max_pixels is not None:
+        check_pixel_limit(path, header, max_pixels)
+    if _is_tiff(path):
+        array = _read_tiff(path)
+        if array.ndim == 3 and array.shape[2] == 4 and array.dtype == np.uint8:
+            array = array[..., :3]  # an 8-bit 4-band TIFF is RGBA
+    else:
+        array = np.asarray(_drop_alpha(_open_pil(path)))
+    if array.ndim == 2:
+        array = array[..., None]
+    if array.shape[2] > MAX_BANDS:
+        raise DataError(path, f"{array.shape[2]} bands; at most {MAX_BANDS} are supported")
+    return array
+
+
+def _gray_palette(img: Image.Image) -> bool:
+    """Whether every colour of an indexed image's palette that is used is a shade of gray."""
+    palette = img.getpalette()
+    if not palette:
+        return False
+    used = [i for i, count in enumerate(img.histogram()) if count]
+    rgb = [palette[3 * i : 3 * i + 3] for i in used if 3 * i + 2 < len(palette)]
+    return all(r == g == b for r, g, b in rgb)
+
+
+def read_mask(
+    path: str | Path, *, max_pixels: int | None = None, palette_colours: bool = False
+) -> np.ndarray:
+    """Read a mask: ``(H, W)`` integers, or ``(H, W, 3)`` uint8 for colour masks.
+
+    An RGB mask whose three channels are equal everywhere is returned as ``(H, W)``.
+
+    Args:
+        path: mask file.
+        max_pixels: refuse files whose header announces more pixels than this.
+        palette_colours: convert an indexed ("P" mode) PNG/GIF to its RGB colours (for
+            palette-mapped datasets) instead of returning its indices. An indexed image with
+            a gray palette is returned as its gray values either way.
+
+    Raises:
+        DataError: missing, corrupt, truncated or too large.
+    """
+    path = Path(path)
+    header = read_header(path)
+    if max_pixels is not None:
+        check_pixel_limit(path, header, max_pixels)
+    if _is_tiff(path):
+        array = _read_tiff(path)
+    else:
+        img = _open_pil(path)
+        if img.mode == "P" and (palette_colours or _gray_palette(img)):
+            # a gray palette (Pillow's GIFs of 0/255 masks) means the gray values, as displayed
+            img = img.convert("RGB" if palette_colours else "L")
+        elif img.mode in ("RGBA", "LA", "PA"):
+            img = img.convert("RGB" if img.mode == "RGBA" else "L")
+        elif img.mode == "1":
+            img = img.convert("L")
+        array = np.asarray(img)
+    if array.ndim == 3:
+        array = array[..., :3]
+        if array.shape[2] == 1 or (
+            np.array_equal(array[..., 0], array[..., 1])
+            and np.array_equal(array[..., 0], array[..., 2])
+        ):
+            array = array[..., 0]
+    return np.ascontiguousarray(array)
+
+
+def read_valid_mask(path: str | Path) -> np.ndarray:
+    """Read a valid-region mask (DRIVE's field of view) as ``(H, W)`` bool, non-zero = valid."""
+    array = read_mask(path)
+    if array.ndim == 3:
+        return np.asarray(array.any(axis=2))
+    return np.asarray(array != 0)

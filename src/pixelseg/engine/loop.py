@@ -1,0 +1,155 @@
+"""The plain training loop: one epoch of steps, and evaluation. It never knows the job."""
+
+from __future__ import annotations
+
+import math
+import time
+from collections.abc import Callable, Iterable
+from contextlib import AbstractContextManager
+from dataclasses import dataclass, field
+from typing import Any
+
+import torch
+from torch import nn
+
+from pixelseg.engine.progress import progress_bar
+from pixelseg.errors import PixelsegError
+from pixelseg.structures import Batch
+from pixelseg.tasks.base import Task
+
+
+class NonFiniteLossError(PixelsegError):
+    """The loss became NaN or infinite; the message names the step."""
+
+
+@dataclass
+class LoopState:
+    """Where training is; saved in every checkpoint so a killed run resumes exactly.
+
+    Attributes:
+        epoch: current epoch (0-based).
+        position: batches of this epoch already consumed.
+        step: optimizer steps taken over the whole run.
+        images_seen: training images processed.
+        best_metric: best validation value of the primary metric so far.
+        best_epoch: epoch of ``best_metric``.
+        epochs_without_improvement: for early stopping.
+        elapsed: training seconds spent so far (summed over resumes).
+    """
+
+    epoch: int = 0
+    position: int = 0
+    step: int = 0
+    images_seen: int = 0
+    best_metric: float | None = None
+    best_epoch: int = -1
+    epochs_without_improvement: int = 0
+    elapsed: float = 0.0
+    history: list[dict[str, Any]] = field(default_factory=list)
+
+
+def move_batch(batch: Batch, device: torch.device, channels_last: bool) -> Batch:
+    """Move a batch to ``device`` (channels-last images when asked)."""
+    batch = batch.to(device)
+    if channels_last and batch.images.dim() == 4:
+        batch.images = batch.images.contiguous(memory_format=torch.channels_last)
+    return batch
+
+
+def train_one_epoch(
+    model: nn.Module,
+    task: Task,
+    batches: Iterable[Batch],
+    optimizer: torch.optim.Optimizer,
+    *,
+    state: LoopState,
+    set_lr: Callable[[int], None],
+    autocast: Callable[[], AbstractContextManager],
+    device: torch.device,
+    grad_clip: float = 0.0,
+    channels_last: bool = False,
+    scaler: torch.amp.GradScaler | None = None,
+    after_step: Callable[[], bool] | None = None,
+    total: int | None = None,
+) -> float:
+    """Train over ``batches``, updating ``state`` after every step.
+
+    Args:
+        after_step: called after each step (checkpointing, budget); returning True stops early.
+        total: number of batches, for the progress bar.
+
+    Returns:
+        The mean training loss of the steps run.
+
+    Raises:
+        NonFiniteLossError: on a NaN or infinite loss, before the optimizer applies it.
+    """
+    model.train()
+    losses: list[float] = []
+    with progress_bar(f"epoch {state.epoch + 1}", total=total) as advance:
+        for batch in batches:
+            batch = move_batch(batch, device, channels_last)
+            set_lr(state.step)
+            with autocast():
+                outputs = task.step(model, batch)
+            loss = outputs["loss"]
+            value = float(loss.detach())
+            if not math.isfinite(value):
+                raise NonFiniteLossError(
+                    f"loss is {value} at step {state.step} (epoch {state.epoch + 1}, batch "
+                    f"{state.position}); the last good checkpoint is kept"
+                )
+            optimizer.zero_grad(set_to_none=True)
+            if scaler is not None:
+                scaler.scale(loss).backward()
+                scaler.unscale_(optimizer)
+            else:
+                loss.backward()
+            if grad_clip > 0:
+                nn.utils.clip_grad_norm_(model.parameters(), grad_clip)
+            if scaler is not None:
+                scaler.step(optimizer)
+                scaler.update()
+            else:
+                optimizer.step()
+            losses.append(value)
+            state.step += 1
+            state.position += 1
+            state.images_seen += len(batch.ids)
+            advance(loss=value)
+            if after_step is not None and after_step():
+                break
+    return sum(losses) / max(1, len(losses))
+
+
+@torch.no_grad()
+def evaluate(
+    model: nn.Module,
+    task: Task,
+    batches: Iterable[Batch],
+    *,
+    autocast: Callable[[], AbstractContextManager],
+    device: torch.device,
+    channels_last: bool = False,
+    total: int | None = None,
+) -> dict[str, Any]:
+    """Run the task over ``batches`` in eval mode and return its metrics plus ``loss``."""
+    model.eval()
+    metrics = task.make_metrics()
+    metrics.reset()
+    losses: list[float] = []
+    start = time.perf_counter()
+    count = 0
+    with progress_bar("validate", total=total) as advance:
+        for batch in batches:
+            batch = move_batch(batch, device, channels_last)
+            with autocast():
+                outputs = task.step(model, batch)
+            losses.append(float(outputs["loss"]))
+            task.update_metrics(metrics, outputs, batch)
+            count += len(batch.ids)
+            advance()
+    result = metrics.compute()
+    result["loss"] = sum(losses) / max(1, len(losses))
+    result["images_per_second"] = count / max(time.perf_counter() - start, 1e-9)
+    return result

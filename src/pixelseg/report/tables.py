@@ -1,0 +1,107 @@
+"""Metric tables for the console and Markdown, with the honesty warnings next to the numbers."""
+
+from __future__ import annotations
+
+import math
+from typing import Any
+
+from rich.console import Console
+from rich.table import Table
+
+CLOSE_TO_BASELINE = 0.02
+ACCURACY_MIOU_GAP = 0.25
+
+
+def _pct(value: Any) -> str:
+    if value is None or (isinstance(value, float) and math.isnan(value)):
+        return "absent"
+    return f"{100 * float(value):.2f}"
+
+
+def semantic_warnings(metrics: dict[str, Any]) -> list[str]:
+    """Warnings when pixel accuracy flatters: close to the majority baseline, or far above mIoU."""
+    warnings = []
+    accuracy = metrics.get("pixel_accuracy")
+    baseline = metrics.get("majority_baseline_accuracy")
+    miou = metrics.get("miou")
+    if accuracy is not None and baseline is not None and accuracy - baseline < CLOSE_TO_BASELINE:
+        warnings.append(
+            f"pixel accuracy {_pct(accuracy)} % is within {100 * CLOSE_TO_BASELINE:.0f} points of "
+            f"predicting the majority class everywhere ({_pct(baseline)} %): the model has "
+            "learned little beyond the class frequencies"
+        )
+    if accuracy is not None and miou is not None and accuracy - miou > ACCURACY_MIOU_GAP:
+        warnings.append(
+            f"mIoU {_pct(miou)} % is far below pixel accuracy {_pct(accuracy)} %: the frequent "
+            "classes hide poor rare classes — read the per-class IoU"
+        )
+    return warnings
+
+
+def per_class_rows(metrics: dict[str, Any]) -> list[tuple[str, Any, Any, Any]]:
+    """``(class, IoU, Dice, boundary F1)`` rows sorted by IoU (absent classes last)."""
+    iou = metrics.get("per_class_iou", {})
+    dice = metrics.get("per_class_dice", {})
+    bf1 = metrics.get("per_class_boundary_f1", {})
+
+    def key(name: str) -> float:
+        value = iou[name]
+        return -1.0 if value is None or math.isnan(value) else float(value)
+
+    return [(n, iou[n], dice.get(n), bf1.get(n)) for n in sorted(iou, key=key, reverse=True)]
+
+
+def semantic_table(metrics: dict[str, Any], *, title: str) -> Table:
+    """A rich table: per-class IoU / Dice / boundary F1, sorted by IoU."""
+    table = Table(title=title, show_edge=False)
+    for column in ("class", "IoU %", "Dice %", "boundary F1 %"):
+        table.add_column(column, justify="left" if column == "class" else "right")
+    for name, iou, dice, bf1 in per_class_rows(metrics):
+        table.add_row(name, _pct(iou), _pct(dice), _pct(bf1) if bf1 is not None else "-")
+    return table
+
+
+def summary_lines(metrics: dict[str, Any]) -> list[str]:
+    """The headline lines: mIoU (with its definition) first, accuracy beside its baseline."""
+    lines = [
+        f"mIoU {_pct(metrics.get('miou'))} % ({metrics.get('miou_definition', 'dataset')}-level: "
+        "intersections and unions summed over the split; per-image mean "
+        f"{_pct(metrics.get('miou_per_image'))} %)",
+        f"mean Dice {_pct(metrics.get('mean_dice'))} %, frequency-weighted IoU "
+        f"{_pct(metrics.get('fwiou'))} %, mean class accuracy "
+        f"{_pct(metrics.get('mean_class_accuracy'))} %",
+        f"pixel accuracy {_pct(metrics.get('pixel_accuracy'))} % vs majority-class baseline "
+        f"{_pct(metrics.get('majority_baseline_accuracy'))} %",
+    ]
+    if metrics.get("boundary_f1") is not None:
+        lines.append(f"boundary F1 {_pct(metrics['boundary_f1'])} % (tolerance 0.75 % of diagonal)")
+    if metrics.get("auc_roc") is not None:
+        lines.append(f"AUC-ROC {float(metrics['auc_roc']):.4f}")
+    absent = metrics.get("absent_classes") or []
+    if absent:
+        lines.append(
+            f"absent from truth and prediction, left out of the mean: {', '.join(map(str, absent))}"
+        )
+    return lines
+
+
+def print_semantic_report(metrics: dict[str, Any], *, title: str, console: Console) -> None:
+    """Print the per-class table, the headline lines and any warnings."""
+    console.print(semantic_table(metrics, title=title))
+    for line in summary_lines(metrics):
+        console.print(line)
+    for warning in semantic_warnings(metrics):
+        console.print(f"[yellow]warning:[/yellow] {warning}")
+
+
+def semantic_markdown(metrics: dict[str, Any], *, title: str) -> str:
+    """The same report as Markdown."""
+    out = [f"# {title}", ""]
+    out += [f"- {line}" for line in summary_lines(metrics)]
+    out += [f"- **warning**: {w}" for w in semantic_warnings(metrics)]
+    out += ["", "| class | IoU % | Dice % | boundary F1 % |", "|---|---:|---:|---:|"]
+    for name, iou, dice, bf1 in per_class_rows(metrics):
+        out.append(
+            f"| {name} | {_pct(iou)} | {_pct(dice)} | {_pct(bf1) if bf1 is not None else '-'} |"
+        )
+    return "\n".join(out) + "\n"
