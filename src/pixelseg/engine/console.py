@@ -6,7 +6,6 @@ import time
 from typing import Any
 
 from rich.console import Console
-from rich.table import Table
 
 from pixelseg.engine.distributed import is_main_process
 from pixelseg.engine.writer import RunWriter
@@ -27,39 +26,44 @@ class RunLog:
         """Print and record one line."""
         if not is_main_process():
             return
-        self.console.print(message)
+        self.console.print(message, soft_wrap=True)
         self.lines.append(f"{time.strftime('%Y-%m-%d %H:%M:%S')} {message}")
         self.writer.text("train.log", "\n".join(self.lines) + "\n")
 
-    def table(self, table: Table) -> None:
-        """Print a table (not recorded: ``metrics.jsonl`` has the numbers)."""
-        if is_main_process():
-            self.console.print(table)
 
-
-def _fmt(value: Any) -> str:
+def _fmt(value: Any, width: int) -> str:
     if isinstance(value, float):
-        return f"{value:.4f}"
-    return "-" if value is None else str(value)
+        text = f"{value:.4g}" if abs(value) < 1e-3 and value != 0 else f"{value:.4f}"
+    else:
+        text = "-" if value is None else str(value)
+    return text.rjust(width)
 
 
-def epoch_row(record: dict[str, Any], metric: str, improved: bool) -> Table:
-    """A one-row table of an epoch's headline numbers."""
-    columns = [
-        "epoch",
-        "step",
-        "train_loss",
-        "val_loss",
-        f"val_{metric}",
-        "val_pixel_accuracy",
-        "lr",
-        "train_seconds",
+EPOCH_COLUMNS = (
+    "epoch",
+    "step",
+    "train_loss",
+    "val_loss",
+    "val_{metric}",
+    "val_pixel_accuracy",
+    "lr",
+    "train_seconds",
+)
+
+
+def epoch_header(metric: str) -> str:
+    """The column names of :func:`epoch_row`, printed once before the first epoch."""
+    names = [
+        c.format(metric=metric).replace("val_pixel_accuracy", "val_acc") for c in EPOCH_COLUMNS
     ]
-    table = Table(show_edge=False, pad_edge=False)
-    for name in columns:
-        table.add_column(name.replace("val_", "val "), justify="right")
-    row = [_fmt(record.get(c)) for c in columns]
-    if improved:
-        row[4] = f"[green]{row[4]} *[/green]"
-    table.add_row(*row)
-    return table
+    return " ".join(n.rjust(max(len(n), 8)) for n in names)
+
+
+def epoch_row(record: dict[str, Any], metric: str, improved: bool) -> str:
+    """One aligned line of an epoch's headline numbers; ``*`` marks a new best."""
+    cells = []
+    for column in EPOCH_COLUMNS:
+        name = column.format(metric=metric)
+        label = name.replace("val_pixel_accuracy", "val_acc")
+        cells.append(_fmt(record.get(name), max(len(label), 8)))
+    return " ".join(cells) + (" *" if improved else "")

@@ -15,7 +15,7 @@ from torch.utils.data import DataLoader
 from pixelseg.config import Config, load_config
 from pixelseg.engine import run_dir as rd
 from pixelseg.engine.checkpoint import load_checkpoint, save_checkpoint
-from pixelseg.engine.console import RunLog, epoch_row
+from pixelseg.engine.console import RunLog, epoch_header, epoch_row
 from pixelseg.engine.data_order import SeededDataset, epoch_batches
 from pixelseg.engine.loop import LoopState, evaluate, train_one_epoch
 from pixelseg.engine.precision import autocast_factory, resolve_device, resolve_precision
@@ -96,7 +96,11 @@ def fit(
     steps_per_epoch = len(epoch_batches(n_train, train_cfg.batch_size, seed=0, epoch=0))
     total_steps = steps_per_epoch * train_cfg.epochs
     val_loader = DataLoader(
-        job.datasets["val"], batch_size=1, collate_fn=job.collate, num_workers=train_cfg.num_workers
+        job.datasets["val"],
+        batch_size=1,
+        collate_fn=job.collate,
+        num_workers=train_cfg.num_workers,
+        generator=torch.Generator(),
     )
     log(
         f"device {dev}, precision {precision}, {n_train} training images, "
@@ -148,13 +152,17 @@ def fit(
         return budget_hit
 
     metric_name = train_cfg.early_stopping_metric
+    log(epoch_header(metric_name))
     while state.epoch < train_cfg.epochs and not budget_hit:
         train_set.epoch = state.epoch
         batches = epoch_batches(
             n_train, train_cfg.batch_size, seed=train_cfg.seed, epoch=state.epoch
         )[state.position :]
+        # An own generator: DataLoader would otherwise draw its base seed from the global RNG,
+        # and a resumed run (one extra loader) would then drift from an uninterrupted one.
         loader = DataLoader(
-            train_set,
+            generator=torch.Generator(),
+            dataset=train_set,
             batch_sampler=batches,
             collate_fn=job.collate,
             num_workers=train_cfg.num_workers,
@@ -196,7 +204,7 @@ def fit(
         }
         writer.append_jsonl("metrics.jsonl", record)
         improved = _improved(value, state.best_metric, metric_name)
-        log.table(epoch_row(record, metric_name, improved))
+        log(epoch_row(record, metric_name, improved))
         state.epoch += 1
         state.position = 0
         if improved:
