@@ -59,6 +59,9 @@ class DataConfig:
     ``id_pattern`` is an optional regular expression matched against the image stem whose first
     group (or group ``id``) becomes the sample id and fills ``{id}`` in the templates (DRIVE:
     ``"(\\d+)_training"`` so that ``masks = "1st_manual/{id}_manual1.gif"``).
+    Instance formats (``kaggle_instances``, ``instance_labels``, ``coco``; see
+    :mod:`pixelseg.data.instance_formats`): ``annotations`` is the COCO JSON file and
+    ``object_classes`` an optional template of a JSON file mapping each object to its class.
     """
 
     format: str = "mask_folder"
@@ -68,6 +71,7 @@ class DataConfig:
     pairs_file: str = ""
     id_pattern: str = ""
     annotations: str = ""
+    object_classes: str = ""
     classes: tuple[str, ...] = ()
     mask_values: tuple[int, ...] = ()
     palette: tuple[tuple[int, int, int], ...] = ()

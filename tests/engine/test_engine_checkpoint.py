@@ -57,7 +57,7 @@ def test_missing_or_corrupted_run_directory(tmp_path: Path) -> None:
     with pytest.raises(CheckpointError, match="run directory not found"):
         read_run(tmp_path / "nope")
     (tmp_path / "run").mkdir()
-    with pytest.raises(CheckpointError, match="config.json: missing"):
+    with pytest.raises(CheckpointError, match=r"config\.json: missing"):
         load_model(tmp_path / "run")
     (tmp_path / "run" / "config.json").write_text("{")
     (tmp_path / "run" / "run.json").write_text("{}")

@@ -7,13 +7,12 @@ Evaluation and prediction rebuild the same pieces from that record.
 
 from __future__ import annotations
 
-from collections.abc import Callable, Sequence
+from collections.abc import Callable, Mapping, Sequence
 from dataclasses import dataclass, replace
 from typing import Any
 
 import torch
 from torch import nn
-from torch.utils.data import Dataset
 
 from pixelseg.config import Config
 from pixelseg.engine.run_dir import RunInfo, build_model_from_info
@@ -25,7 +24,7 @@ class Job:
     """Everything :func:`pixelseg.engine.fit.fit` and ``evaluate`` need for one config."""
 
     task: Task
-    datasets: dict[str, Dataset]
+    datasets: Mapping[str, Any]
     collate: Callable[[Sequence[Any]], Any]
     info: RunInfo
     model: nn.Module
@@ -80,7 +79,7 @@ def _semantic_job(config: Config, splits: Sequence[str], info: RunInfo | None) -
             class_names=class_names,
             palette=[list(c) for c in classmap.palette],
             ignore_index=classmap.ignore_index,
-            normalizer=first.normalizer.to_dict(),  # type: ignore[attr-defined]
+            normalizer=first.normalizer.to_dict(),  # type: ignore[union-attr]
             model=dict(model.config),  # type: ignore[arg-type]
             in_channels=first.in_channels,  # type: ignore[attr-defined]
             loss=loss,
