@@ -64,9 +64,7 @@ class RandomRot90Boxes(v2.Transform):
                 x1, y1, x2, y2 = boxes.unbind(-1)
                 boxes = torch.stack([y1, width - x2, y2, width - x1], dim=-1)
                 height, width = width, height
-            return tv_tensors.BoundingBoxes(
-                boxes, format=inpt.format, canvas_size=(height, width)
-            )
+            return tv_tensors.BoundingBoxes(boxes, format=inpt.format, canvas_size=(height, width))
         if isinstance(inpt, tv_tensors.Image | tv_tensors.Mask):
             return tv_tensors.wrap(torch.rot90(inpt, k, dims=(-2, -1)), like=inpt)
         return inpt

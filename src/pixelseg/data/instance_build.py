@@ -1,0 +1,100 @@
+"""Wiring a config into instance datasets: splits, transforms, normalisation from train.
+
+Mirrors :func:`pixelseg.data.build.build_datasets` for the instance formats.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Iterator, Sequence
+
+import numpy as np
+import torch
+
+from pixelseg.config import Config
+from pixelseg.data.instance_check import check_instances
+from pixelseg.data.instance_dataset import InstanceDataset
+from pixelseg.data.instance_formats import InstanceFiles
+from pixelseg.data.io import read_image
+from pixelseg.data.normalize import Normalizer, choose_normalizer, image_to_float
+from pixelseg.data.splits import SPLITS, assign_splits
+from pixelseg.data.instance_transforms import build_instance_transforms
+from pixelseg.errors import ConfigError, DataError
+
+_MAX_LISTED_PROBLEMS = 5
+
+
+def _train_images(
+    samples: Sequence[InstanceFiles], max_pixels: int
+) -> Iterator[tuple[torch.Tensor, np.ndarray | None]]:
+    # Only the images are needed for the statistics: masks are never read here.
+    for files in samples:
+        yield image_to_float(read_image(files.image, max_pixels=max_pixels)), None
+
+
+def build_instance_datasets(
+    config: Config,
+    splits: Sequence[str] = ("train", "val"),
+    *,
+    normalizer: Normalizer | None = None,
+    verify: bool = True,
+) -> dict[str, InstanceDataset]:
+    """Build the instance datasets of a config, one per requested split.
+
+    The training split gets random crops of ``train.crop_size``, flips and 90° rotations (when
+    ``train.augment``); every split is padded to a multiple of 32. Normalisation statistics come
+    from the training split (see :mod:`pixelseg.data.normalize`) unless ``normalizer`` is given;
+    the chosen normaliser is on every dataset as ``.normalizer``.
+
+    Args:
+        config: a loaded config with an instance ``data.format``.
+        splits: which of ``train``, ``val``, ``test`` to build.
+        normalizer: reuse these statistics instead of computing them.
+        verify: run :func:`~pixelseg.data.instance_check.check_instances` first and refuse a
+            dataset with errors, so training never starts on bad annotations.
+
+    Raises:
+        DataError: the dataset has errors (the first few listed) or a requested split is empty.
+        ConfigError: an unknown split or a non-instance ``data.format``.
+    """
+    data = config.data
+    unknown = [s for s in splits if s not in SPLITS]
+    if unknown:
+        raise ConfigError(f"unknown split {unknown[0]!r}; choose from {', '.join(SPLITS)}")
+    if verify:
+        report = check_instances(config)
+        if not report.ok:
+            listed = "; ".join(str(p) for p in report.errors[:_MAX_LISTED_PROBLEMS])
+            more = len(report.errors) - _MAX_LISTED_PROBLEMS
+            suffix = f" (and {more} more: run pixelseg check)" if more > 0 else ""
+            raise DataError(data.root, f"dataset has errors: {listed}{suffix}")
+    everything = InstanceDataset(data)
+    if not everything.samples:
+        raise DataError(data.root, "empty dataset: no samples found")
+    members = assign_splits([s.id for s in everything.samples], data.split)
+    first = read_image(everything.samples[0].image, max_pixels=data.max_pixels)
+    bands, dtype = first.shape[2], str(first.dtype)
+    if normalizer is None:
+        by_id = {s.id: s for s in everything.samples}
+        train_files = [by_id[i] for i in members["train"]]
+        if not train_files:
+            raise DataError(data.root, "split 'train' is empty: no normalisation statistics")
+        normalizer = choose_normalizer(
+            data.normalize,
+            bands=bands,
+            dtype=dtype,
+            train_images=_train_images(train_files, data.max_pixels),
+        )
+    rgb8 = bands == 3 and dtype == "uint8"
+    datasets = {}
+    for name in splits:
+        if not members[name]:
+            raise DataError(data.root, f"split {name!r} is empty (check [data.split])")
+        transform = build_instance_transforms(
+            train=name == "train" and config.train.augment,
+            crop_size=config.train.crop_size,
+            color_jitter=0.2 if rgb8 else 0.0,
+        )
+        datasets[name] = InstanceDataset(
+            data, ids=members[name], transform=transform, normalizer=normalizer
+        )
+    return datasets

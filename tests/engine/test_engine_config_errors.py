@@ -1,0 +1,50 @@
+"""Bad configs are refused naming the key, through the CLI as one line without a traceback."""
+
+from __future__ import annotations
+
+from pathlib import Path
+
+import pytest
+
+from pixelseg.cli import main
+from pixelseg.config import load_config
+from pixelseg.errors import ConfigError
+
+
+def _write(tmp_path: Path, text: str) -> Path:
+    path = tmp_path / "c.toml"
+    path.write_text(text)
+    return path
+
+
+def test_unknown_key_named(tmp_path: Path) -> None:
+    path = _write(tmp_path, "[train]\nepochz = 3\n")
+    with pytest.raises(ConfigError, match=r"unknown key 'train\.epochz'"):
+        load_config(path)
+
+
+def test_wrong_type_named(tmp_path: Path) -> None:
+    path = _write(tmp_path, '[train]\nbatch_size = "four"\n')
+    with pytest.raises(ConfigError, match=r"train\.batch_size: expected an integer"):
+        load_config(path)
+
+
+def test_bad_choice_and_override(tmp_path: Path) -> None:
+    path = _write(tmp_path, "[train]\nepochs = 3\n")
+    with pytest.raises(ConfigError, match=r"train\.precision: 'fp8' is not one of"):
+        load_config(path, ['train.precision="fp8"'])
+    assert load_config(path, ["train.epochs=7"]).train.epochs == 7
+
+
+def test_cli_reports_one_line(tmp_path: Path, capsys: pytest.CaptureFixture[str]) -> None:
+    path = _write(tmp_path, "[model]\nnmae = 'x'\n")
+    assert main(["train", str(path), "--out", str(tmp_path / "run")]) == 1
+    err = capsys.readouterr().err
+    assert "unknown key 'model.nmae'" in err
+    assert "Traceback" not in err and len(err.strip().splitlines()) == 1
+
+
+def test_data_root_env_override(tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> None:
+    path = _write(tmp_path, '[data]\nroot = "../../shared/data/drive"\n')
+    monkeypatch.setenv("PIXELSEG_DATA", str(tmp_path / "mydata"))
+    assert load_config(path).data.root == str(tmp_path / "mydata" / "drive")
