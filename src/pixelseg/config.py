@@ -62,6 +62,8 @@ class DataConfig:
     Instance formats (``kaggle_instances``, ``instance_labels``, ``coco``; see
     :mod:`pixelseg.data.instance_formats`): ``annotations`` is the COCO JSON file and
     ``object_classes`` an optional template of a JSON file mapping each object to its class.
+    Objects overlapping by at most ``max_overlap`` of the smaller one's area keep the pixels
+    with the earlier object (a warning); larger overlaps are errors.
     """
 
     format: str = "mask_folder"
@@ -72,6 +74,7 @@ class DataConfig:
     id_pattern: str = ""
     annotations: str = ""
     object_classes: str = ""
+    max_overlap: float = 0.05
     classes: tuple[str, ...] = ()
     mask_values: tuple[int, ...] = ()
     palette: tuple[tuple[int, int, int], ...] = ()

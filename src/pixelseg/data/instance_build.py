@@ -14,10 +14,10 @@ from pixelseg.config import Config
 from pixelseg.data.instance_check import check_instances
 from pixelseg.data.instance_dataset import InstanceDataset
 from pixelseg.data.instance_formats import InstanceFiles
+from pixelseg.data.instance_transforms import build_instance_transforms
 from pixelseg.data.io import read_image
 from pixelseg.data.normalize import Normalizer, choose_normalizer, image_to_float
 from pixelseg.data.splits import SPLITS, assign_splits
-from pixelseg.data.instance_transforms import build_instance_transforms
 from pixelseg.errors import ConfigError, DataError
 
 _MAX_LISTED_PROBLEMS = 5

@@ -188,9 +188,17 @@ def check_instances(config: Config, *, max_images: int | None = None) -> Instanc
         sizes[f"{width}x{height}"] = sizes.get(f"{width}x{height}", 0) + 1
         kind = f"{bands} x {loaded.image.dtype}"
         kinds[kind] = kinds.get(kind, 0) + 1
+        where = files.objects[0].parent if files.objects else files.image
+        if loaded.resolved:
+            report.warnings.append(
+                Problem(
+                    str(where),
+                    f"{loaded.resolved}; within data.max_overlap = {data.max_overlap}: the "
+                    "first object keeps the pixels",
+                )
+            )
         if loaded.empty:
             report.empty_masks += len(loaded.empty)
-            where = files.objects[0].parent if files.objects else files.image
             report.warnings.append(
                 Problem(
                     str(where), f"{len(loaded.empty)} empty masks: {', '.join(loaded.empty[:5])}"

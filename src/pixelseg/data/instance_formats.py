@@ -28,12 +28,12 @@ import numpy as np
 
 from pixelseg.config import DataConfig
 from pixelseg.data.instance_coco import CocoIndex
+from pixelseg.data.instance_overlaps import PaintedObjects, paint_objects
 from pixelseg.data.io import read_image, read_mask
 from pixelseg.errors import ConfigError, DataError
 
 INSTANCE_FORMATS = ("kaggle_instances", "instance_labels", "coco")
 DEFAULT_CLASS = "object"
-_MAX_LISTED = 5
 
 
 @dataclass(frozen=True)
@@ -66,6 +66,7 @@ class LoadedInstances:
         labels: ``(N,)`` int64 1-based class indices.
         ignore: ``(H, W)`` bool pixels to ignore (COCO ``iscrowd``), or ``None``.
         empty: names of objects with no pixel (dropped).
+        resolved: small overlaps resolved in favour of the earlier object ("" for none).
     """
 
     image: np.ndarray
@@ -74,6 +75,7 @@ class LoadedInstances:
     labels: np.ndarray
     ignore: np.ndarray | None = None
     empty: list[str] = field(default_factory=list)
+    resolved: str = ""
 
     def masks(self) -> np.ndarray:
         """``(N, H, W)`` bool, one mask per object."""
@@ -99,49 +101,6 @@ def _sample_id(stem: str, pattern: re.Pattern[str] | None) -> str:
 
 def _size_problem(what: str, got: tuple[int, ...], image: Path, want: tuple[int, ...]) -> str:
     return f"{what} is {got[1]}x{got[0]} but image {image.name} is {want[1]}x{want[0]} (WxH)"
-
-
-def overlap_problem(pairs: list[tuple[str, str, int]], where: str) -> str:
-    """The one-line problem text of overlapping objects: ``(name_a, name_b, pixels)`` pairs."""
-    listed = "; ".join(f"{a} and {b} ({n} px)" for a, b, n in pairs[:_MAX_LISTED])
-    more = f" and {len(pairs) - _MAX_LISTED} more pairs" if len(pairs) > _MAX_LISTED else ""
-    return f"overlapping objects in {where}: {listed}{more}"
-
-
-def paint_objects(
-    masks: list[tuple[str, np.ndarray]], shape: tuple[int, int], where: str, path: Path
-) -> tuple[np.ndarray, list[int], list[str]]:
-    """Paint named boolean masks into a label image, refusing overlaps.
-
-    Args:
-        masks: ``(name, (H, W) bool)`` per object.
-        shape: ``(H, W)``.
-        where: what to call the image in an overlap message.
-        path: the file an overlap error names.
-
-    Returns:
-        ``(label_image (H, W) int32, kept indices into masks, names of empty masks)``.
-
-    Raises:
-        DataError: objects overlap; the message lists the pairs.
-    """
-    label_image = np.zeros(shape, dtype=np.int32)
-    kept: list[int] = []
-    empty: list[str] = []
-    pairs: list[tuple[str, str, int]] = []
-    for index, (name, mask) in enumerate(masks):
-        if not mask.any():
-            empty.append(name)
-            continue
-        under = label_image[mask]
-        hit = np.bincount(under, minlength=len(kept) + 1)
-        for position in np.flatnonzero(hit[1:]) + 1:
-            pairs.append((masks[kept[position - 1]][0], name, int(hit[position])))
-        kept.append(index)
-        label_image[mask & (label_image == 0)] = len(kept)
-    if pairs:
-        raise DataError(path, overlap_problem(pairs, where))
-    return label_image, kept, empty
 
 
 class InstanceSource:
@@ -218,9 +177,17 @@ class InstanceSource:
         shape = image.shape[:2]
         if self.coco is not None and files.coco_image is not None:
             objects, ids, labels, ignore = self.coco.decode(files.coco_image, shape)
-            where = f"image {files.image.name}"
-            label_image, kept, empty = paint_objects(objects, shape, where, self.coco.path)
-            return LoadedInstances(image, label_image, ids[kept], labels[kept], ignore, empty)
+            painted = self._paint(objects, shape, files, self.coco.path)
+            kept = painted.kept
+            return LoadedInstances(
+                image,
+                painted.label_image,
+                ids[kept],
+                labels[kept],
+                ignore,
+                painted.empty,
+                painted.resolved,
+            )
         if self.data.format == "kaggle_instances":
             loaded = self._load_kaggle(files, image)
         else:
@@ -238,11 +205,30 @@ class InstanceSource:
                 raise DataError(path, _size_problem("mask", mask.shape, files.image, shape))
             binary = mask.any(axis=2) if mask.ndim == 3 else mask != 0
             masks.append((path.name, np.asarray(binary, dtype=bool)))
-        where = f"image {files.image.name}"
         folder = files.objects[0].parent if files.objects else files.image
-        label_image, kept, empty = paint_objects(masks, shape, where, folder)
-        ids = np.asarray(kept, dtype=np.int64) + 1
-        return LoadedInstances(image, label_image, ids, np.ones(len(ids), np.int64), None, empty)
+        painted = self._paint(masks, shape, files, folder)
+        ids = np.asarray(painted.kept, dtype=np.int64) + 1
+        return LoadedInstances(
+            image,
+            painted.label_image,
+            ids,
+            np.ones(len(ids), np.int64),
+            None,
+            painted.empty,
+            painted.resolved,
+        )
+
+    def _paint(
+        self,
+        masks: list[tuple[str, np.ndarray]],
+        shape: tuple[int, int],
+        files: InstanceFiles,
+        path: Path,
+    ) -> PaintedObjects:
+        where = f"image {files.image.name}"
+        return paint_objects(
+            masks, shape, where=where, path=path, max_overlap=self.data.max_overlap
+        )
 
     def _load_label_image(self, files: InstanceFiles, image: np.ndarray) -> LoadedInstances:
         path = files.objects[0]

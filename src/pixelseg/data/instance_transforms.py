@@ -94,7 +94,7 @@ class InstanceTransform:
             if sample.ignore is None
             else (~sample.ignore).to(torch.uint8)
         )
-        image, masks, boxes, valid = self.pipeline(
+        image, masks, _moved_boxes, valid = self.pipeline(
             tv_tensors.Image(sample.image),
             tv_tensors.Mask(sample.masks.to(torch.uint8)),
             tv_tensors.BoundingBoxes(sample.boxes, format="XYXY", canvas_size=(height, width)),

@@ -10,7 +10,8 @@ from rich.console import Console
 
 from pixelseg.config import load_config
 from pixelseg.engine.progress import progress_bar
-from pixelseg.engine.setup import prepare_job
+from pixelseg.engine.run_dir import load_model, read_run
+from pixelseg.engine.setup import prepare_job, task_module
 from pixelseg.engine.writer import RunWriter, atomic_write_json
 from pixelseg.inference.predictor import Predictor
 
@@ -47,13 +48,21 @@ def evaluate_run(
     run_dir: str | Path, *, data: str | None = None, split: str = "val", device: str = "auto"
 ) -> dict[str, Any]:
     """Evaluate the best checkpoint of ``run_dir`` on ``split`` of its data (or ``data``)."""
-    predictor = Predictor.from_run(run_dir, device=device)
-    config = load_config(data) if data else predictor.config
-    assert config is not None
-    job = prepare_job(config, splits=(split,), info=predictor.info)
-    result = evaluate_semantic(predictor, job.datasets[split])
+    config, info = read_run(run_dir)
+    if data:
+        config = load_config(data)
+    if info.task != "semantic":
+        job = prepare_job(config, splits=(split,), info=info)
+        result: dict[str, Any] = task_module(info.task).evaluate_job(
+            load_model(run_dir), job, split, device=device
+        )
+    else:
+        predictor = Predictor.from_run(run_dir, device=device)
+        job = prepare_job(config, splits=(split,), info=predictor.info)
+        result = evaluate_semantic(predictor, job.datasets[split])
+        result["precision"] = predictor.precision
     result["split"] = split
-    result["precision"] = predictor.precision
+    result["task"] = info.task
     return result
 
 
@@ -67,16 +76,19 @@ def evaluate_command(
     result = evaluate_run(run_dir, data=data, split=split, device=device)
     console = Console(highlight=False)
     title = f"{Path(run_dir).name}: {split} split ({result['num_images']} images)"
-    print_semantic_report(result, title=title, console=console)
     writer = RunWriter(run_dir)
     writer.json(f"eval/{split}/metrics.json", result)
-    writer.text(f"eval/{split}/report.md", semantic_markdown(result, title=title))
-    if writer.enabled:
-        save_confusion_matrix(
-            writer.path(f"eval/{split}/confusion.png"),
-            result["confusion_matrix"],
-            list(result["per_class_iou"]),
-        )
+    if result["task"] == "semantic":
+        print_semantic_report(result, title=title, console=console)
+        writer.text(f"eval/{split}/report.md", semantic_markdown(result, title=title))
+        if writer.enabled:
+            save_confusion_matrix(
+                writer.path(f"eval/{split}/confusion.png"),
+                result["confusion_matrix"],
+                list(result["per_class_iou"]),
+            )
+    else:
+        task_module(result["task"]).print_report(result, title=title, console=console)
     if json_path:
         atomic_write_json(json_path, result)
     console.print(f"reports in {writer.path(f'eval/{split}')}")

@@ -220,6 +220,11 @@ def fit(
         if state.epochs_without_improvement >= train_cfg.patience:
             log(f"early stopping: no improvement of {metric_name} for {train_cfg.patience} epochs")
             break
+    after_training = getattr(task, "after_training", None)
+    if after_training is not None and state.best_epoch > 0:
+        # Post-processing thresholds are tuned on val with the best weights, then stored.
+        load_checkpoint(run_dir / rd.BEST, model)
+        after_training(model, job, writer)
     if budget_hit:
         log(f"time budget of {train_cfg.max_time:.0f} s reached after {state.step} steps")
     summary = {

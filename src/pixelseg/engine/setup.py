@@ -7,8 +7,10 @@ Evaluation and prediction rebuild the same pieces from that record.
 
 from __future__ import annotations
 
+import importlib
 from collections.abc import Callable, Mapping, Sequence
 from dataclasses import dataclass, replace
+from types import ModuleType
 from typing import Any
 
 import torch
@@ -103,11 +105,23 @@ def _semantic_job(config: Config, splits: Sequence[str], info: RunInfo | None) -
     return Job(task=task, datasets=datasets, collate=collate_semantic, info=info, model=model)
 
 
+def task_module(task: str) -> ModuleType:
+    """The module of a non-semantic job (``pixelseg.tasks.watershed``, ``...instance``).
+
+    Such a module provides ``build_job(config, splits, info) -> Job``,
+    ``evaluate_job(model, job, split, *, device) -> dict``,
+    ``print_report(result, *, title, console)`` and
+    ``predict_files(run_dir, files, out, *, device) -> (written, skipped)``; its task object may
+    have ``after_training(model, job, writer)`` (threshold tuning on val, stored in the run).
+    """
+    return importlib.import_module(f"pixelseg.tasks.{task}")
+
+
 def prepare_job(
     config: Config, *, splits: Sequence[str] = ("train", "val"), info: RunInfo | None = None
 ) -> Job:
     """Build the job a config describes; ``info`` (from a run directory) reuses its decisions."""
-    builders: dict[str, Callable[[Config, Sequence[str], RunInfo | None], Job]] = {
-        "semantic": _semantic_job,
-    }
-    return builders[config.task](config, splits, info)
+    if config.task == "semantic":
+        return _semantic_job(config, splits, info)
+    job: Job = task_module(config.task).build_job(config, splits, info)
+    return job

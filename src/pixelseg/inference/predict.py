@@ -67,10 +67,18 @@ def predict_files(predictor: Predictor, files: list[Path], out: Path) -> tuple[i
 
 def predict_command(run_dir: str, inputs: list[str], *, out: str, device: str) -> int:
     """The ``pixelseg predict`` subcommand."""
-    predictor = Predictor.from_run(run_dir, device=device)
+    from pixelseg.engine.run_dir import read_run
+    from pixelseg.engine.setup import task_module
+
+    _, info = read_run(run_dir)
     files = collect_inputs(inputs)
     out_dir = Path(out)
-    written, skipped = predict_files(predictor, files, out_dir)
+    if info.task == "semantic":
+        predictor = Predictor.from_run(run_dir, device=device)
+        written, skipped = predict_files(predictor, files, out_dir)
+    else:
+        module = task_module(info.task)
+        written, skipped = module.predict_files(run_dir, files, out_dir, device=device)
     Console(highlight=False).print(
         f"predicted {written} image(s), skipped {skipped} already done; outputs in {out_dir}"
     )
