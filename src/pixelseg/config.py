@@ -141,6 +141,39 @@ class TrainConfig:
 
 
 @dataclass(frozen=True)
+class WatershedConfig:
+    """The semantic → instance task (``task = "watershed"``): targets, loss extras, splitting.
+
+    ``targets``: ``"three_class"`` (background / interior / boundary ``boundary_width`` px wide,
+    with the U-Net border weight map of ``w0`` and ``sigma`` px as per-pixel loss weights) or
+    ``"two_class"`` (background / object, unweighted: the naive baseline). ``postprocess``:
+    ``"watershed"`` (markers from the interior probability or, with ``distance_head``, from
+    h-maxima of the predicted distance) or ``"connected_components"`` (every blob one object).
+    ``distance_head`` adds one output channel regressing the per-object normalised distance to
+    the boundary (``distance_loss`` ``"l1"`` or ``"mse"``, weighted by ``distance_weight``).
+    With ``tune`` the thresholds are chosen on the val split after training from the grid
+    (``interior_thresholds`` x ``foreground_thresholds``, or ``h_values`` for distance
+    markers) and stored in the run directory.
+    """
+
+    targets: str = "three_class"
+    postprocess: str = "watershed"
+    boundary_width: int = 2
+    w0: float = 10.0
+    sigma: float = 5.0
+    distance_head: bool = False
+    distance_loss: str = "l1"
+    distance_weight: float = 1.0
+    markers: str = "interior"
+    min_size: int = 10
+    fill_holes: bool = True
+    tune: bool = True
+    interior_thresholds: tuple[float, ...] = (0.3, 0.4, 0.5, 0.6, 0.7)
+    foreground_thresholds: tuple[float, ...] = (0.4, 0.5, 0.6)
+    h_values: tuple[float, ...] = (0.1, 0.2, 0.3)
+
+
+@dataclass(frozen=True)
 class Config:
     """A whole job: task, data, model, loss and training settings."""
 
@@ -149,6 +182,7 @@ class Config:
     model: ModelConfig = field(default_factory=ModelConfig)
     loss: LossConfig = field(default_factory=LossConfig)
     train: TrainConfig = field(default_factory=TrainConfig)
+    watershed: WatershedConfig = field(default_factory=WatershedConfig)
     source: str = ""
 
     def to_dict(self) -> dict[str, Any]:
@@ -246,9 +280,18 @@ def _validate(config: Config) -> None:
             ("auto", "none", "inverse", "median"),
         ),
     }
+    ws = config.watershed
+    choices["watershed.targets"] = (ws.targets, ("three_class", "two_class"))
+    choices["watershed.postprocess"] = (ws.postprocess, ("watershed", "connected_components"))
+    choices["watershed.markers"] = (ws.markers, ("interior", "distance"))
+    choices["watershed.distance_loss"] = (ws.distance_loss, ("l1", "mse"))
     for key, (value, allowed) in choices.items():
         if value not in allowed:
             raise ConfigError(f"{key}: {value!r} is not one of {', '.join(allowed)}")
+    if ws.postprocess == "watershed" and ws.targets != "three_class":
+        raise ConfigError("watershed.postprocess: 'watershed' needs targets = 'three_class'")
+    if ws.markers == "distance" and not ws.distance_head:
+        raise ConfigError("watershed.markers: 'distance' needs distance_head = true")
     if config.data.mask_values and len(config.data.mask_values) != len(config.data.classes):
         raise ConfigError(
             f"data.mask_values: {len(config.data.mask_values)} values for "

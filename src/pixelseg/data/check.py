@@ -186,6 +186,12 @@ def check_command(
         0 when the dataset is usable, 1 on errors (or on warnings with ``strict``).
     """
     config = load_config(config_path, overrides)
+    if config.data.format != "mask_folder":
+        from pixelseg.data.instance_check import instance_check_command
+
+        return instance_check_command(
+            config_path, strict=strict, json_path=json_path, overrides=overrides
+        )
     report = check_dataset(config)
     console = Console(stderr=json_path == "-", soft_wrap=True)
     print_report(report, console)

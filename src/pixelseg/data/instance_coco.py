@@ -10,6 +10,7 @@ names must be among them) or, without it, the category names in the order of the
 from __future__ import annotations
 
 import json
+import warnings
 from collections.abc import Sequence
 from dataclasses import dataclass
 from pathlib import Path
@@ -227,7 +228,10 @@ class CocoIndex:
                 rle = {"size": size, "counts": counts.encode("ascii")}
             else:
                 rle = mask_utils.frPyObjects(segmentation, height, width)
-        return np.asarray(mask_utils.decode(rle), dtype=bool)
+        with warnings.catch_warnings():
+            # pycocotools' decode trips numpy 2's copy-keyword deprecation; the result is right
+            warnings.simplefilter("ignore", DeprecationWarning)
+            return np.asarray(mask_utils.decode(rle), dtype=bool)
 
     def decode(
         self, index: int, shape: tuple[int, int]

@@ -70,6 +70,11 @@ class RandomRot90Boxes(v2.Transform):
         return inpt
 
 
+def _labels_and_ids(inputs: dict[str, Any]) -> tuple[torch.Tensor, torch.Tensor]:
+    """What ``SanitizeBoundingBoxes`` filters with the boxes (a function: workers pickle it)."""
+    return inputs["labels"], inputs["ids"]
+
+
 class InstanceTransform:
     """Apply v2 steps jointly to an :class:`InstanceSample`, then drop objects left empty.
 
@@ -83,7 +88,7 @@ class InstanceTransform:
         self.sanitize = v2.SanitizeBoundingBoxes(
             min_size=min_size,
             min_area=min_size,
-            labels_getter=lambda inputs: (inputs["labels"], inputs["ids"]),
+            labels_getter=_labels_and_ids,
         )
 
     def __call__(self, sample: InstanceSample) -> InstanceSample:

@@ -70,8 +70,14 @@ def model_options(name: str) -> dict[str, Any]:
     return {
         parameter.name: parameter.default
         for parameter in parameters
-        if parameter.name not in _STANDARD_ARGUMENTS
+        if parameter.name not in _STANDARD_ARGUMENTS and parameter.kind != parameter.VAR_KEYWORD
     }
+
+
+def _takes_any_option(name: str) -> bool:
+    """True when the factory has ``**options`` and so validates its options itself."""
+    parameters = inspect.signature(_MODELS[name]).parameters.values()
+    return any(parameter.kind == parameter.VAR_KEYWORD for parameter in parameters)
 
 
 def create_model(
@@ -103,7 +109,7 @@ def create_model(
     """
     accepted = model_options(name)
     unknown = sorted(set(options) - set(accepted))
-    if unknown:
+    if unknown and not _takes_any_option(name):
         raise ConfigError(
             f"model {name!r} got unknown option(s) {', '.join(map(repr, unknown))}; "
             f"it accepts: {', '.join(sorted(accepted))}"
@@ -115,12 +121,17 @@ def create_model(
     model = _MODELS[name](
         num_classes=num_classes, in_channels=in_channels, weights=weights, **options
     )
+    # A factory taking ``**options`` (Mask R-CNN) records the options it resolved, defaults
+    # included, as ``model.config["options"]``; they are flattened here like everyone else's.
+    built = getattr(model, "config", None)
+    recorded = built.get("options", {}) if isinstance(built, dict) else {}
     config = {
         "name": name,
         "num_classes": num_classes,
         "in_channels": in_channels,
         **accepted,
         **options,
+        **recorded,
     }
     # setattr: nn.Module's typed __setattr__ only admits tensors and modules.
     setattr(model, "config", config)  # noqa: B010

@@ -1,0 +1,223 @@
+"""``make bench``: every row of ``docs/benchmarks.md``, then the report.
+
+Usage::
+
+    python bench/run_all.py                      # headline rows + ablations, then the report
+    python bench/run_all.py --only camvid        # rows whose name contains "camvid"
+    python bench/run_all.py --probe              # only measure steps/s of the headline models
+    python bench/run_all.py --quick              # smoke run in well under a minute
+
+A row whose result JSON already exists is skipped, so a killed ``make bench`` resumes where it
+stopped (delete a JSON to rerun its row). The headline rows are pixelseg's declared default
+(``configs/<dataset>.toml``) against the smp peer, two seeds each; the ablations test the seed's
+claims with one seed and a shorter budget.
+"""
+
+from __future__ import annotations
+
+import argparse
+import fnmatch
+import re
+import sys
+import time
+import traceback
+from collections.abc import Sequence
+from dataclasses import dataclass
+from pathlib import Path
+
+sys.path.insert(0, str(Path(__file__).resolve().parent))
+
+from common import DATASETS, PEER_MODEL, REPO_ROOT, RESULTS_DIR, smp_version, write_result
+from report import generate
+from semantic_quality import bench_config, probe, run_quality
+
+HEADLINE_SEEDS = (0, 1)
+# Quick mode: a few ISBI images and small crops, so the whole harness runs in seconds.
+QUICK_SETS = (
+    'data.split.train=["0-3"]',
+    'data.split.val=["20"]',
+    "train.batch_size=2",
+    "train.crop_size=64",
+)
+
+
+@dataclass(frozen=True)
+class Row:
+    """One training run: a line of a table in the report."""
+
+    group: str
+    dataset: str
+    model: str
+    label: str
+    seed: int
+    budget: float
+    sets: tuple[str, ...] = ()
+
+    @property
+    def name(self) -> str:
+        """File stem of the row's result JSON."""
+        slug = re.sub(r"[^a-z0-9]+", "-", self.label.lower()).strip("-")
+        return f"{self.group}__{self.dataset}__{slug}__s{self.seed}"
+
+
+def headline_rows(budget: float, seeds: Sequence[int], datasets: Sequence[str]) -> list[Row]:
+    """pixelseg's default against the peer; seeds interleaved so a partial run is comparable."""
+    return [
+        Row("headline", dataset, model, label, seed, budget)
+        for dataset in datasets
+        for seed in seeds
+        for model, label in (("pixelseg", "pixelseg default"), (PEER_MODEL, "smp Unet resnet34"))
+    ]
+
+
+def ablation_rows(budget: float, seed: int = 0) -> list[Row]:
+    """FCN upsampling/skips vs U-Net, DeepLabV3+ output stride, and CE vs Dice + weighted CE."""
+    rows = []
+    upsampling = (
+        ("fcn32s_resnet18", "FCN-32s transposed", ('model.options.upsampling="transposed"',)),
+        ("fcn32s_resnet18", "FCN-32s bilinear", ('model.options.upsampling="bilinear"',)),
+        ("fcn8s_resnet18", "FCN-8s", ()),
+        ("unet_resnet18", "U-Net", ()),
+    )
+    for dataset in ("isbi2012", "camvid"):
+        for model, label, sets in upsampling:
+            rows.append(Row("upsampling", dataset, model, label, seed, budget, sets))
+    for stride in (8, 16, 32):
+        sets = (f"model.options.output_stride={stride}",)
+        label = f"DeepLabV3+ OS {stride}"
+        rows.append(
+            Row("output_stride", "camvid", "deeplabv3plus_resnet18", label, seed, budget, sets)
+        )
+    losses = (
+        ("plain CE", ('loss.name="ce"', 'loss.class_weighting="none"')),
+        ("Dice + median-weighted CE", ('loss.name="dice_ce"', 'loss.class_weighting="median"')),
+    )
+    for dataset in ("camvid", "drive"):
+        for label, sets in losses:
+            rows.append(Row("loss", dataset, "unet_resnet18", label, seed, budget, sets))
+    return rows
+
+
+def quick_rows(budget: float) -> list[Row]:
+    """One dataset, one seed: the headline pair and one ablation row, on a tiny subset."""
+    rows = headline_rows(budget, (0,), ("isbi2012",))
+    rows.append(
+        Row(
+            "upsampling",
+            "isbi2012",
+            "fcn32s_resnet18",
+            "FCN-32s bilinear",
+            0,
+            budget,
+            ('model.options.upsampling="bilinear"',),
+        )
+    )
+    return [
+        Row(r.group, r.dataset, r.model, r.label, r.seed, r.budget, QUICK_SETS + r.sets)
+        for r in rows
+    ]
+
+
+def select(rows: list[Row], pattern: str | None) -> list[Row]:
+    """Rows whose name matches ``pattern`` (a glob, or a substring when it has no wildcard)."""
+    if not pattern:
+        return rows
+    if not any(c in pattern for c in "*?["):
+        pattern = f"*{pattern}*"
+    return [r for r in rows if fnmatch.fnmatch(r.name, pattern)]
+
+
+def run_probe(results_dir: Path, budget: float, steps: int) -> int:
+    """Print (and save) the training speed of pixelseg's default and the peer on each dataset."""
+    models = ["pixelseg"] + ([PEER_MODEL] if smp_version() else [])
+    table = []
+    for dataset in DATASETS:
+        for model in models:
+            config = bench_config(dataset, model, (), budget, 0)
+            speed = probe(config, model, steps=steps)
+            speed.update(dataset=dataset, model=model, budget_s=budget)
+            table.append(speed)
+            print(
+                f"{dataset:9s} {model:18s} {speed['steps_per_second']:6.3f} steps/s "
+                f"{speed['images_per_second']:6.2f} images/s -> about "
+                f"{speed['expected_images']:7.0f} images in {budget:g} s",
+                flush=True,
+            )
+    write_result(results_dir / "probe.json", {"rows": table})
+    return 0
+
+
+def main(argv: Sequence[str] | None = None) -> int:
+    """Command line entry point."""
+    parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
+    parser.add_argument("--budget", type=float, help="headline seconds per run (default 600)")
+    parser.add_argument("--ablation-budget", type=float, default=180.0)
+    parser.add_argument("--only", help="run only rows whose name matches (glob or substring)")
+    parser.add_argument("--quick", action="store_true", help="smoke run: tiny budgets and data")
+    parser.add_argument("--probe", action="store_true", help="only measure steps/s")
+    parser.add_argument("--probe-steps", type=int, default=3)
+    parser.add_argument("--results-dir", type=Path, help="default bench/results (quick: …/quick)")
+    parser.add_argument("--report", type=Path, help="default docs/benchmarks.md")
+    parser.add_argument("--list", action="store_true", help="list the rows and exit")
+    args = parser.parse_args(argv)
+    results_dir = args.results_dir or (RESULTS_DIR / "quick" if args.quick else RESULTS_DIR)
+    report = args.report or (
+        results_dir / "benchmarks.md" if args.quick else REPO_ROOT / "docs" / "benchmarks.md"
+    )
+    if args.quick:
+        rows = quick_rows(args.budget or 2.0)
+        probe_steps = 1
+    else:
+        budget = args.budget or 600.0
+        rows = headline_rows(budget, HEADLINE_SEEDS, DATASETS) + ablation_rows(args.ablation_budget)
+        probe_steps = args.probe_steps
+    if args.probe:
+        return run_probe(results_dir, args.budget or 600.0, probe_steps)
+    rows = select(rows, args.only)
+    if not smp_version() and any(r.model == PEER_MODEL for r in rows):
+        if not args.quick:
+            parser.error(
+                "the peer rows need segmentation_models_pytorch: pip install -e '.[bench]'"
+            )
+        print("segmentation_models_pytorch is not installed: skipping the peer rows", flush=True)
+        rows = [r for r in rows if r.model != PEER_MODEL]
+    if args.list:
+        for row in rows:
+            print(f"{row.name}  ({row.budget:g} s)")
+        return 0
+    todo = [r for r in rows if not (results_dir / f"{r.name}.json").is_file()]
+    print(
+        f"{len(rows)} rows, {len(rows) - len(todo)} already done; about "
+        f"{sum(r.budget for r in todo) / 60:.0f} min of training to go (plus evaluation)",
+        flush=True,
+    )
+    failed = []
+    for index, row in enumerate(todo, 1):
+        print(f"\n=== [{index}/{len(todo)}] {row.name} ===", flush=True)
+        start = time.perf_counter()
+        try:
+            run_quality(
+                dataset=row.dataset,
+                model=row.model,
+                budget=row.budget,
+                seed=row.seed,
+                sets=row.sets,
+                out=results_dir / f"{row.name}.json",
+                group=row.group,
+                label=row.label,
+                probe_steps=probe_steps,
+            )
+        except Exception:  # one broken row must not cost the others; reported at the end
+            traceback.print_exc()
+            failed.append(row.name)
+        print(f"=== {row.name}: {time.perf_counter() - start:.0f} s ===", flush=True)
+    path = generate(results_dir, report)
+    print(f"\nreport: {path}")
+    if failed:
+        print(f"{len(failed)} rows failed: {', '.join(failed)}", file=sys.stderr)
+        return 1
+    return 0
+
+
+if __name__ == "__main__":
+    raise SystemExit(main())

@@ -1,0 +1,127 @@
+"""Instance metric tables for the console and Markdown (watershed and Mask R-CNN alike).
+
+The input is :meth:`pixelseg.metrics.instance.InstanceEvaluator.compute`'s dict (extra keys are
+ignored): matching AP pooled over the split and as the mean of per-image scores, named as such;
+COCO mask AP with a note when the detections-per-image limit was raised; counting errors.
+"""
+
+from __future__ import annotations
+
+from typing import Any
+
+from rich.console import Console
+from rich.table import Table
+
+_COCO_KEYS = (
+    ("AP", "AP"),
+    ("AP50", "AP50"),
+    ("AP75", "AP75"),
+    ("AP_small", "AP S"),
+    ("AP_medium", "AP M"),
+    ("AP_large", "AP L"),
+)
+_MATCHING = (
+    ("matching_ap_pooled", "pooled over the split (TP, FP, FN summed; StarDist)"),
+    ("matching_ap_per_image", "mean of per-image scores (Kaggle DSB2018)"),
+)
+
+
+def _pct(value: Any) -> str:
+    return "-" if value is None else f"{100 * float(value):.2f}"
+
+
+def _num(value: Any, digits: int = 2) -> str:
+    if value is None:
+        return "-"
+    return str(value) if isinstance(value, int) else f"{float(value):.{digits}f}"
+
+
+def matching_rows(result: dict[str, Any]) -> list[tuple[str, str, str, str]]:
+    """``(name, AP@0.50 %, AP@0.75 %, mean AP@0.50:0.05:0.95 %)`` rows, pooled then per image."""
+    rows = []
+    for key, name in _MATCHING:
+        scores = result.get(key) or {}
+        per_threshold = scores.get("per_threshold") or {}
+        rows.append(
+            (
+                name,
+                _pct(scores.get("ap50")),
+                _pct(per_threshold.get("0.75")),
+                _pct(scores.get("mean")),
+            )
+        )
+    return rows
+
+
+def coco_note(coco: dict[str, Any]) -> str:
+    """The maxDets line: raised above COCO's 100 (and to what), or COCO's default."""
+    limit = coco.get("max_detections")
+    if coco.get("max_detections_raised"):
+        return (
+            f"maxDets raised from COCO's 100 to {limit}: images hold more objects, and the "
+            "default would cut them"
+        )
+    return f"maxDets {limit} (COCO's default)"
+
+
+def counting_lines(counting: dict[str, Any]) -> list[str]:
+    """Count MAE, mean relative count error, object totals, merges and splits."""
+    return [
+        f"count MAE {_num(counting.get('count_mae'))} objects per image; mean relative count "
+        f"error {_pct(counting.get('count_mean_relative_error'))} %",
+        f"objects: {counting.get('true_objects', '-')} true, {counting.get('pred_objects', '-')} "
+        f"predicted; merges {counting.get('merges', '-')} (one prediction covering >= 50 % of "
+        f"two or more true objects), splits {counting.get('splits', '-')} (the reverse)",
+    ]
+
+
+def print_instance_report(result: dict[str, Any], *, title: str, console: Console) -> None:
+    """Print matching AP (pooled and per image), COCO mask AP and counting errors.
+
+    Args:
+        result: the instance evaluator's dict (``matching_ap_pooled``,
+            ``matching_ap_per_image``, ``counting`` and optionally ``coco``).
+        title: the table title (run and split).
+        console: where to print.
+    """
+    table = Table(
+        title=f"{title}: matching AP = TP / (TP + FP + FN), one-to-one by IoU", show_edge=False
+    )
+    for column in ("matching AP", "IoU 0.50 %", "IoU 0.75 %", "mean 0.50:0.05:0.95 %"):
+        table.add_column(column, justify="left" if column == "matching AP" else "right")
+    for row in matching_rows(result):
+        table.add_row(*row)
+    console.print(table)
+    coco = result.get("coco")
+    if coco is not None:
+        values = ", ".join(f"{label} {_pct(coco.get(key))}" for key, label in _COCO_KEYS)
+        console.print(f"COCO mask AP %: {values} ({coco_note(coco)})")
+    for line in counting_lines(result.get("counting") or {}):
+        console.print(line)
+
+
+def instance_markdown(result: dict[str, Any], *, title: str) -> str:
+    """The same report as Markdown."""
+    out = [
+        f"# {title}",
+        "",
+        "Matching AP = TP / (TP + FP + FN), one-to-one matching by IoU.",
+        "",
+        "| matching AP | IoU 0.50 % | IoU 0.75 % | mean 0.50:0.05:0.95 % |",
+        "|---|---:|---:|---:|",
+    ]
+    out += [
+        f"| {name} | {ap50} | {ap75} | {mean} |" for name, ap50, ap75, mean in matching_rows(result)
+    ]
+    out.append("")
+    coco = result.get("coco")
+    if coco is not None:
+        out += [
+            "| COCO mask | " + " | ".join(label for _, label in _COCO_KEYS) + " |",
+            "|---|" + "---:|" * len(_COCO_KEYS),
+            "| % | " + " | ".join(_pct(coco.get(key)) for key, _ in _COCO_KEYS) + " |",
+            "",
+            f"- {coco_note(coco)}",
+        ]
+    out += [f"- {line}" for line in counting_lines(result.get("counting") or {})]
+    return "\n".join(out) + "\n"
