@@ -165,7 +165,7 @@ def main(argv: Sequence[str] | None = None) -> int:
         results_dir / "benchmarks.md" if args.quick else REPO_ROOT / "docs" / "benchmarks.md"
     )
     if args.quick:
-        rows = quick_rows(args.budget or 2.0)
+        rows = quick_rows(args.budget or 1.0)
         probe_steps = 1
     else:
         budget = args.budget or 600.0
@@ -211,7 +211,8 @@ def main(argv: Sequence[str] | None = None) -> int:
             traceback.print_exc()
             failed.append(row.name)
         print(f"=== {row.name}: {time.perf_counter() - start:.0f} s ===", flush=True)
-    path = generate(results_dir, report)
+    note = "Quick smoke run (--quick): a tiny data subset and budgets of seconds; not results."
+    path = generate(results_dir, report, note=note if args.quick else None)
     print(f"\nreport: {path}")
     if failed:
         print(f"{len(failed)} rows failed: {', '.join(failed)}", file=sys.stderr)

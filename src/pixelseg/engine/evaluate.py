@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import dataclasses
 import time
 from pathlib import Path
 from typing import Any
@@ -50,7 +51,8 @@ def evaluate_run(
     """Evaluate the best checkpoint of ``run_dir`` on ``split`` of its data (or ``data``)."""
     config, info = read_run(run_dir)
     if data:
-        config = load_config(data)
+        # The run decides the job; --data only points at (possibly other) data.
+        config = dataclasses.replace(load_config(data), task=info.task)
     if info.task != "semantic":
         job = prepare_job(config, splits=(split,), info=info)
         result: dict[str, Any] = task_module(info.task).evaluate_job(
@@ -88,7 +90,10 @@ def evaluate_command(
                 list(result["per_class_iou"]),
             )
     else:
-        task_module(result["task"]).print_report(result, title=title, console=console)
+        module = task_module(result["task"])
+        module.print_report(result, title=title, console=console)
+        if hasattr(module, "markdown_report"):
+            writer.text(f"eval/{split}/report.md", module.markdown_report(result, title=title))
     if json_path:
         atomic_write_json(json_path, result)
     console.print(f"reports in {writer.path(f'eval/{split}')}")

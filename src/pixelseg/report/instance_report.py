@@ -21,8 +21,12 @@ _COCO_KEYS = (
     ("AP_large", "AP L"),
 )
 _MATCHING = (
-    ("matching_ap_pooled", "pooled over the split (TP, FP, FN summed; StarDist)"),
-    ("matching_ap_per_image", "mean of per-image scores (Kaggle DSB2018)"),
+    ("matching_ap_pooled", "pooled over the split"),
+    ("matching_ap_per_image", "mean of per-image scores"),
+)
+MATCHING_NOTE = (
+    "matching AP = TP / (TP + FP + FN), one-to-one matching by IoU; pooled: TP, FP and FN "
+    "summed over the split first (StarDist's way); mean of per-image scores: Kaggle DSB2018's way"
 )
 
 
@@ -84,20 +88,19 @@ def print_instance_report(result: dict[str, Any], *, title: str, console: Consol
         title: the table title (run and split).
         console: where to print.
     """
-    table = Table(
-        title=f"{title}: matching AP = TP / (TP + FP + FN), one-to-one by IoU", show_edge=False
-    )
+    table = Table(title=title, show_edge=False)
     for column in ("matching AP", "IoU 0.50 %", "IoU 0.75 %", "mean 0.50:0.05:0.95 %"):
         table.add_column(column, justify="left" if column == "matching AP" else "right")
     for row in matching_rows(result):
         table.add_row(*row)
     console.print(table)
+    console.print(MATCHING_NOTE, soft_wrap=True)
     coco = result.get("coco")
     if coco is not None:
         values = ", ".join(f"{label} {_pct(coco.get(key))}" for key, label in _COCO_KEYS)
-        console.print(f"COCO mask AP %: {values} ({coco_note(coco)})")
+        console.print(f"COCO mask AP %: {values} ({coco_note(coco)})", soft_wrap=True)
     for line in counting_lines(result.get("counting") or {}):
-        console.print(line)
+        console.print(line, soft_wrap=True)
 
 
 def instance_markdown(result: dict[str, Any], *, title: str) -> str:
@@ -105,7 +108,7 @@ def instance_markdown(result: dict[str, Any], *, title: str) -> str:
     out = [
         f"# {title}",
         "",
-        "Matching AP = TP / (TP + FP + FN), one-to-one matching by IoU.",
+        MATCHING_NOTE[0].upper() + MATCHING_NOTE[1:] + ".",
         "",
         "| matching AP | IoU 0.50 % | IoU 0.75 % | mean 0.50:0.05:0.95 % |",
         "|---|---:|---:|---:|",

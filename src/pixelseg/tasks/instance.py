@@ -236,11 +236,12 @@ def build_job(config: Config, splits: Sequence[str], info: RunInfo | None) -> Jo
     from pixelseg.engine.setup import Job
     from pixelseg.models.registry import create_model
 
+    if info is None:
+        _check_model_name(config.model.name)
     normalizer = Normalizer.from_dict(info.normalizer) if info else None
     datasets = build_instance_datasets(config, splits, normalizer=normalizer, verify=info is None)
     first = next(iter(datasets.values()))
     if info is None:
-        _check_model_name(config.model.name)
         options = dict(config.model.options)
         anchors = resolve_anchor_sizes(options.get("anchor_sizes"), datasets.get("train"))
         options["anchor_sizes"] = anchors["anchor_sizes"]

@@ -50,6 +50,7 @@ from pixelseg.tasks.watershed_postprocess import (
     predict_maps,
     settings_from_dict,
     split_outputs,
+    suppress_ignored,
     tune_postprocess,
 )
 
@@ -162,7 +163,8 @@ class WatershedTask:
                     distance_head=self.settings.distance_head,
                     size=(height, width),
                 )
-                prob_maps.append(probs)
+                ignored = sample.class_map[:height, :width] == IGNORE_INDEX
+                prob_maps.append(suppress_ignored(probs, ignored.numpy()))
                 truths.append(sample.instances[:height, :width].numpy())
                 if distance is not None:
                     distances.append(distance)

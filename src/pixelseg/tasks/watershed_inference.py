@@ -31,6 +31,7 @@ from pixelseg.tasks.watershed_postprocess import (
     predict_maps,
     settings_from_dict,
     split_outputs,
+    suppress_ignored,
 )
 
 
@@ -121,10 +122,7 @@ def evaluate_job(model: torch.nn.Module, job: Job, split: str, *, device: str) -
             )
             class_map = sample.class_map[:height, :width]
             confusion.update(torch.from_numpy(probs.argmax(0))[None], class_map[None])
-            ignored = (class_map == IGNORE_INDEX).numpy()
-            if ignored.any():
-                probs[:, ignored] = 0.0
-                probs[0, ignored] = 1.0
+            probs = suppress_ignored(probs, (class_map == IGNORE_INDEX).numpy())
             pred = apply_postprocess(probs, distance, task.postprocess)
             evaluator.update(
                 pred,
@@ -169,7 +167,7 @@ def print_report(result: dict[str, Any], *, title: str, console: Console) -> Non
     """Print the instance metrics, then the post-processing used and the class-map mIoU."""
     print_instance_report(result, title=title, console=console)
     for line in _extra_lines(result):
-        console.print(line)
+        console.print(line, soft_wrap=True)
 
 
 def markdown_report(result: dict[str, Any], *, title: str) -> str:

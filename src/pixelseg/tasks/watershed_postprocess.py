@@ -73,6 +73,20 @@ def apply_postprocess(
     )
 
 
+def suppress_ignored(probs: np.ndarray, ignored: np.ndarray) -> np.ndarray:
+    """Set ``(K, H, W)`` probabilities to certain background where ``ignored`` ``(H, W)`` is set.
+
+    Ignored pixels (COCO crowd regions, padding) hold no object a metric could count, so the
+    post-processing must not find one there.
+    """
+    if not ignored.any():
+        return probs
+    probs = probs.copy()
+    probs[:, ignored] = 0.0
+    probs[0, ignored] = 1.0
+    return probs
+
+
 def object_scores(probs: np.ndarray, label_image: np.ndarray) -> dict[int, float]:
     """Mean object probability of each object (its confidence for COCO AP), by label id."""
     ids = np.unique(label_image)
