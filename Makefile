@@ -32,12 +32,17 @@ pytest: $(STAMP)
 
 test: lint typecheck pytest
 
-bench: $(STAMP)
+# The benchmark also needs the peer (segmentation-models-pytorch, the `bench` extra).
+BENCH_STAMP := $(VENV)/.bench-installed-$(HASH)
+
+$(BENCH_STAMP): $(STAMP)
 	$(PY) -m pip install --quiet -e '.[dev,bench]'
+	touch $(BENCH_STAMP)
+
+bench: $(BENCH_STAMP)
 	$(PY) bench/run_all.py
 
-bench-quick: $(STAMP)
-	$(PY) -m pip install --quiet -e '.[dev,bench]'
+bench-quick: $(BENCH_STAMP)
 	$(PY) bench/run_all.py --quick
 
 clean:

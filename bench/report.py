@@ -29,6 +29,14 @@ Result = dict[str, Any]
 RARE_CLASSES = {"camvid": ("Pole", "SignSymbol", "Pedestrian", "Bicyclist"), "drive": ("vessel",)}
 # Probe: training steps/s measured before the run; images/s over the budget include validation.
 RUN_HEADER = ("Probe steps/s", "Steps", "Images seen", "Images/s over the budget")
+HEADLINE_HEADER = (
+    "Dataset", "Model", "Seeds", "mIoU %", "Pixel acc. %", "Boundary F1 %", "Majority baseline %",
+    "AUC-ROC %", *RUN_HEADER,
+)  # fmt: skip
+VERDICT_HEADER = (
+    "Dataset", "mIoU pixelseg − peer (points)", "pixelseg spread", "peer spread",
+    "Beats the peer by more than the spread (worst seed > best peer seed)",
+)  # fmt: skip
 DATASET_NAMES = {"isbi2012": "ISBI 2012", "drive": "DRIVE", "camvid": "CamVid"}
 
 
@@ -132,20 +140,7 @@ def headline_section(results: Sequence[Result]) -> list[str]:
             ]
         )
     out = ["## Headline: pixelseg's default against the smp peer", ""]
-    out += _table(
-        [
-            "Dataset",
-            "Model",
-            "Seeds",
-            "mIoU %",
-            "Pixel acc. %",
-            "Boundary F1 %",
-            "Majority baseline %",
-            "AUC-ROC %",
-            *RUN_HEADER,
-        ],
-        lines,
-    )
+    out += _table(HEADLINE_HEADER, lines)
     out += [
         "",
         "mean ± half the range over seeds; boundary F1 averaged over classes. Probe steps/s: "
@@ -174,16 +169,7 @@ def headline_section(results: Sequence[Result]) -> list[str]:
             ]
         )
     if verdicts:
-        out += _table(
-            [
-                "Dataset",
-                "mIoU pixelseg − peer (points)",
-                "pixelseg spread",
-                "peer spread",
-                "Beats the peer by more than the spread (worst seed > best peer seed)",
-            ],
-            verdicts,
-        )
+        out += _table(VERDICT_HEADER, verdicts)
         out.append("")
     for dataset in dict.fromkeys(d for d, _ in grouped):
         entries = [(lab, rows) for (d, lab), rows in grouped.items() if d == dataset]

@@ -73,28 +73,28 @@ def headline_rows(budget: float, seeds: Sequence[int], datasets: Sequence[str]) 
 def ablation_rows(budget: float, seed: int = 0) -> list[Row]:
     """FCN upsampling/skips vs U-Net, DeepLabV3+ output stride, and CE vs Dice + weighted CE."""
     rows = []
-    upsampling = (
+    upsampling: tuple[tuple[str, str, tuple[str, ...]], ...] = (
         ("fcn32s_resnet18", "FCN-32s transposed", ('model.options.upsampling="transposed"',)),
         ("fcn32s_resnet18", "FCN-32s bilinear", ('model.options.upsampling="bilinear"',)),
-        ("fcn8s_resnet18", "FCN-8s", ()),
+        ("fcn8s_resnet18", "FCN-8s transposed", ()),
         ("unet_resnet18", "U-Net", ()),
     )
     for dataset in ("isbi2012", "camvid"):
         for model, label, sets in upsampling:
             rows.append(Row("upsampling", dataset, model, label, seed, budget, sets))
     for stride in (8, 16, 32):
-        sets = (f"model.options.output_stride={stride}",)
+        option = (f"model.options.output_stride={stride}",)
         label = f"DeepLabV3+ OS {stride}"
         rows.append(
-            Row("output_stride", "camvid", "deeplabv3plus_resnet18", label, seed, budget, sets)
+            Row("output_stride", "camvid", "deeplabv3plus_resnet18", label, seed, budget, option)
         )
-    losses = (
+    losses: tuple[tuple[str, tuple[str, ...]], ...] = (
         ("plain CE", ('loss.name="ce"', 'loss.class_weighting="none"')),
         ("Dice + median-weighted CE", ('loss.name="dice_ce"', 'loss.class_weighting="median"')),
     )
     for dataset in ("camvid", "drive"):
-        for label, sets in losses:
-            rows.append(Row("loss", dataset, "unet_resnet18", label, seed, budget, sets))
+        for label, loss_sets in losses:
+            rows.append(Row("loss", dataset, "unet_resnet18", label, seed, budget, loss_sets))
     return rows
 
 

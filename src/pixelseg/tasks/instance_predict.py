@@ -63,6 +63,7 @@ class _CocoFile:
         self.saved = time.perf_counter()
 
     def add(self, image: dict[str, Any], annotations: list[dict[str, Any]]) -> None:
+        """Append an image entry and its annotations, renumbering their ids."""
         image_id = len(self.images) + 1
         self.images.append({**image, "id": image_id})
         for annotation in annotations:
@@ -71,6 +72,7 @@ class _CocoFile:
             )
 
     def save(self, *, force: bool = False) -> None:
+        """Write the file if ``force`` or if the last write is older than ``_SAVE_EVERY_S``."""
         if force or time.perf_counter() - self.saved >= _SAVE_EVERY_S:
             content = {
                 "images": self.images,
