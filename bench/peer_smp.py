@@ -8,9 +8,9 @@ model and its defaults, not the plumbing:
   (:class:`~pixelseg.engine.data_order.SeededDataset`), batch size and crop size;
 * the same optimiser: AdamW with the config's learning rate and weight decay, the same warmup +
   poly schedule as a function of the elapsed fraction of the budget, the same gradient clipping;
-* the same precision (bf16 autocast on a CPU with native bf16) and channels-last;
-* the same wall-clock budget, validation after every epoch counted inside it, the weights of the
-  best validation epoch kept, the same early-stopping patience;
+* the same precision (``train.precision``, resolved as for pixelseg) and channels-last;
+* the same wall-clock budget, validation after every epoch counted inside it (logged only), the
+  final weights evaluated — as for pixelseg's rows, whose ``last`` checkpoint is evaluated;
 * the loss of the issue: ``smp.losses.DiceLoss(mode="multiclass")`` + ``nn.CrossEntropyLoss``,
   unweighted, both ignoring the void label;
 * evaluated identically: pixelseg's :class:`~pixelseg.inference.predictor.Predictor` and
@@ -19,7 +19,6 @@ model and its defaults, not the plumbing:
 
 from __future__ import annotations
 
-import copy
 import math
 import time
 from collections.abc import Callable
@@ -145,7 +144,7 @@ def train_peer(
         f"{steps_per_epoch} steps per epoch"
     )
     step = images_seen = epoch = 0
-    best_miou, best_epoch, best_state = -math.inf, -1, None
+    best_miou, best_epoch = -math.inf, -1
     epochs_without_improvement = 0
     budget = train_cfg.max_time
     start = time.perf_counter()
@@ -204,15 +203,14 @@ def train_peer(
         log(f"peer epoch {epoch}: step {step}, val mIoU {miou:.4f}")
         if miou > best_miou:
             best_miou, best_epoch = miou, epoch
-            best_state = copy.deepcopy(model.state_dict())
             epochs_without_improvement = 0
         else:
             epochs_without_improvement += 1
         if epochs_without_improvement >= train_cfg.patience:
             break
     train_seconds = time.perf_counter() - start
-    if best_state is not None:
-        model.load_state_dict(best_state)
+    # The final weights are evaluated (as for pixelseg's rows): picking the best epoch on the
+    # split that is then reported would tune on it.
     info = RunInfo(
         task="semantic",
         class_names=list(classmap.classes),

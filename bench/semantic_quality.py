@@ -44,6 +44,9 @@ SCHEMA = 1
 SPLIT = "val"
 
 
+BENCH_EPOCHS = 100_000
+
+
 def bench_config(dataset: str, model: str, sets: Sequence[str], budget: float, seed: int) -> Config:
     """The dataset's config with the model, ``--set`` overrides, budget and seed applied."""
     overrides = []
@@ -51,6 +54,8 @@ def bench_config(dataset: str, model: str, sets: Sequence[str], budget: float, s
         overrides.append(f'model.name="{model}"')
     overrides += list(sets)
     overrides += [f"train.max_time={float(budget)}", f"train.seed={int(seed)}"]
+    # The budget alone ends every run (no epoch cap, no early stopping on the reported split).
+    overrides += [f"train.epochs={BENCH_EPOCHS}", f"train.patience={BENCH_EPOCHS}"]
     return load_config(CONFIG_DIR / f"{dataset}.toml", overrides)
 
 
@@ -90,7 +95,7 @@ def _train_pixelseg(config: Config, run_dir: Path) -> tuple[dict[str, Any], dict
     from pixelseg.engine.fit import fit
 
     summary = fit(config, run_dir)
-    metrics = evaluate_run(run_dir, split=SPLIT)
+    metrics = evaluate_run(run_dir, split=SPLIT, checkpoint="last")
     run_info = json.loads((run_dir / "run.json").read_text(encoding="utf-8"))
     summary["loss"] = run_info["loss"]
     summary["model_config"] = run_info["model"]

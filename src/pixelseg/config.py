@@ -132,7 +132,7 @@ class TrainConfig:
     max_time: float | None = None
     seed: int = 0
     num_workers: int = 0
-    early_stopping_metric: str = "miou"
+    early_stopping_metric: str = "auto"
     patience: int = 10
     checkpoint_every_s: float = 600.0
     deterministic: bool = False

@@ -46,9 +46,18 @@ def evaluate_semantic(predictor: Predictor, dataset: Any) -> dict[str, Any]:
 
 
 def evaluate_run(
-    run_dir: str | Path, *, data: str | None = None, split: str = "val", device: str = "auto"
+    run_dir: str | Path,
+    *,
+    data: str | None = None,
+    split: str = "val",
+    device: str = "auto",
+    checkpoint: str = "best",
 ) -> dict[str, Any]:
-    """Evaluate the best checkpoint of ``run_dir`` on ``split`` of its data (or ``data``)."""
+    """Evaluate the ``best`` (or ``last``) checkpoint of ``run_dir`` on ``split``.
+
+    Args:
+        data: another dataset config to evaluate on (the run's own by default).
+    """
     config, info = read_run(run_dir)
     if data:
         # The run decides the job; --data only points at (possibly other) data.
@@ -56,15 +65,16 @@ def evaluate_run(
     if info.task != "semantic":
         job = prepare_job(config, splits=(split,), info=info)
         result: dict[str, Any] = task_module(info.task).evaluate_job(
-            load_model(run_dir), job, split, device=device
+            load_model(run_dir, checkpoint=checkpoint), job, split, device=device
         )
     else:
-        predictor = Predictor.from_run(run_dir, device=device)
+        predictor = Predictor.from_run(run_dir, device=device, checkpoint=checkpoint)
         job = prepare_job(config, splits=(split,), info=predictor.info)
         result = evaluate_semantic(predictor, job.datasets[split])
         result["precision"] = predictor.precision
     result["split"] = split
     result["task"] = info.task
+    result["checkpoint"] = checkpoint
     return result
 
 

@@ -152,6 +152,8 @@ def fit(
         return budget_hit
 
     metric_name = train_cfg.early_stopping_metric
+    if metric_name == "auto":
+        metric_name = task.primary_metric
     log(epoch_header(metric_name))
     while state.epoch < train_cfg.epochs and not budget_hit:
         train_set.epoch = state.epoch

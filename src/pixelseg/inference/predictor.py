@@ -64,11 +64,16 @@ class Predictor:
 
     @classmethod
     def from_run(
-        cls, run_dir: str | Path, *, device: str = "auto", precision: str = "auto"
+        cls,
+        run_dir: str | Path,
+        *,
+        device: str = "auto",
+        precision: str = "auto",
+        checkpoint: str = "best",
     ) -> Predictor:
-        """Load the best checkpoint of ``run_dir``."""
+        """Load the ``best`` (default) or ``last`` checkpoint of ``run_dir``."""
         config, info = read_run(run_dir)
-        model = load_model(run_dir)
+        model = load_model(run_dir, checkpoint=checkpoint)
         return cls(model, info, config=config, device=device, precision=precision)
 
     @property
