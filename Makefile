@@ -40,7 +40,7 @@ $(BENCH_STAMP): $(STAMP)
 	touch $(BENCH_STAMP)
 
 bench: $(BENCH_STAMP)
-	$(PY) bench/run_all.py
+	$(PY) bench/run_all.py $(BENCH_ARGS)
 
 bench-quick: $(BENCH_STAMP)
 	$(PY) bench/run_all.py --quick
