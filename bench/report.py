@@ -24,6 +24,7 @@ sys.path.insert(0, str(Path(__file__).resolve().parent))
 
 from common import PEER_MODEL, REPO_ROOT, RESULTS_DIR
 from pixelseg.engine.writer import atomic_write_text
+from precision_speed import precision_section
 
 Result = dict[str, Any]
 RARE_CLASSES = {"camvid": ("Pole", "SignSymbol", "Pedestrian", "Bicyclist"), "drive": ("vessel",)}
@@ -255,7 +256,9 @@ def machine_section(results: Sequence[Result]) -> list[str]:
     ]
 
 
-def render(results: Sequence[Result], *, note: str | None = None) -> str:
+def render(
+    results: Sequence[Result], *, note: str | None = None, results_dir: str | Path = RESULTS_DIR
+) -> str:
     """The whole Markdown page."""
     out = ["# Benchmarks", ""]
     out += [
@@ -271,16 +274,21 @@ def render(results: Sequence[Result], *, note: str | None = None) -> str:
     out += [
         "Protocol: every row trains from random initialisation for a fixed wall-clock budget "
         f"(headline: {', '.join(f'{b:g}' for b in budgets) or '—'} s per run; ablations: one "
-        "seed and a shorter budget) on the config's training split, validates after every epoch "
-        "(inside the budget), keeps the best epoch by validation mIoU, and is evaluated on the "
-        "config's `val` split (ISBI 2012 images 20–29, DRIVE 36–40, CamVid sequence 0006R0) on "
-        "whole images padded to a multiple of 32 by pixelseg's Predictor and metrics. The peer, "
-        '`smp.Unet("resnet34", encoder_weights=None)` with Dice + CE, gets the same crops, '
-        "optimiser, schedule, precision, gradient clipping and budget (`bench/peer_smp.py`). "
-        "The best epoch is chosen on the same split that is reported, for both.",
+        "seed and a shorter budget) on the config's training split; the budget alone ends the "
+        "run (no epoch cap, no early stopping). Validation after every epoch counts inside the "
+        "budget but is only logged: the FINAL weights are evaluated — picking the best epoch on "
+        "the reported split would tune on it. Evaluation is on the config's `val` split (ISBI "
+        "2012 images 20–29, DRIVE 36–40 inside the field of view, CamVid sequence 0006R0), on "
+        "whole images padded to a multiple of 32, by pixelseg's Predictor and metrics for both "
+        "sides. pixelseg's default is the model and settings declared in `configs/<dataset>.toml` "
+        'before the runs. The peer, `smp.Unet("resnet34", encoder_weights=None)` with Dice + CE, '
+        "gets the same crops (pixelseg's training dataset, epoch order and seeded augmentation), "
+        "optimiser (AdamW, same learning rate, weight decay, warmup + poly schedule), precision, "
+        "channels-last, gradient clipping and budget (`bench/peer_smp.py`).",
         "",
     ]
     out += machine_section(results)
+    out += precision_section(Path(results_dir))
     out += headline_section(results)
     out += _ablation(
         results,
@@ -307,7 +315,7 @@ def generate(results_dir: str | Path, out: str | Path, *, note: str | None = Non
     """Write the report for ``results_dir`` to ``out`` (atomically) and return its path."""
     path = Path(out)
     path.parent.mkdir(parents=True, exist_ok=True)
-    atomic_write_text(path, render(load_results(results_dir), note=note))
+    atomic_write_text(path, render(load_results(results_dir), note=note, results_dir=results_dir))
     return path
 
 

@@ -28,6 +28,7 @@ from pathlib import Path
 sys.path.insert(0, str(Path(__file__).resolve().parent))
 
 from common import DATASETS, PEER_MODEL, REPO_ROOT, RESULTS_DIR, smp_version, write_result
+from precision_speed import measure as measure_precision
 from report import generate
 from semantic_quality import bench_config, probe, run_quality
 
@@ -211,6 +212,10 @@ def main(argv: Sequence[str] | None = None) -> int:
             traceback.print_exc()
             failed.append(row.name)
         print(f"=== {row.name}: {time.perf_counter() - start:.0f} s ===", flush=True)
+    precision_file = results_dir / "precision.json"
+    if not args.quick and not args.only and not precision_file.is_file():
+        print("\n=== precision: fp32 vs bf16 step times ===", flush=True)
+        write_result(precision_file, measure_precision())
     note = "Quick smoke run (--quick): a tiny data subset and budgets of seconds; not results."
     path = generate(results_dir, report, note=note if args.quick else None)
     print(f"\nreport: {path}")

@@ -12,14 +12,34 @@ from __future__ import annotations
 
 import dataclasses
 import os
-import tomllib
-import types
-import typing
 from dataclasses import dataclass, field
 from pathlib import Path
-from typing import Any, TypeVar
+from typing import Any
 
+from pixelseg.config_parse import (
+    apply_overrides,
+    build_dataclass,
+    parse_override,
+    plain,
+    read_raw_config,
+)
 from pixelseg.errors import ConfigError
+
+__all__ = [
+    "Config",
+    "DataConfig",
+    "LossConfig",
+    "ModelConfig",
+    "SplitConfig",
+    "TrainConfig",
+    "WatershedConfig",
+    "apply_overrides",
+    "config_from_dict",
+    "load_config",
+    "parse_override",
+    "read_raw_config",
+    "resolve_data_root",
+]
 
 TASKS = ("semantic", "instance", "watershed")
 DATA_FORMATS = ("mask_folder", "kaggle_instances", "instance_labels", "coco")
@@ -117,7 +137,15 @@ class LossConfig:
 
 @dataclass(frozen=True)
 class TrainConfig:
-    """Optimisation, precision, budget and checkpointing."""
+    """Optimisation, precision, budget and checkpointing.
+
+    ``precision = "auto"`` resolves to the measured fast path (see
+    :func:`pixelseg.engine.precision.resolve_precision`). ``max_time`` (seconds, validation
+    included) ends training wherever it is. Validation runs every ``val_every`` epochs and after
+    the last; ``early_stopping_metric = "auto"`` follows the task's primary metric (``miou``,
+    ``mask_ap``...), and ``patience`` counts validations without improvement. A resumable
+    checkpoint is written at every epoch end and every ``checkpoint_every_s`` seconds.
+    """
 
     epochs: int = 20
     batch_size: int = 4
@@ -187,84 +215,7 @@ class Config:
 
     def to_dict(self) -> dict[str, Any]:
         """A JSON/TOML-friendly dict (tuples become lists) that :func:`config_from_dict` reads."""
-        return _jsonable(dataclasses.asdict(self))
-
-
-T = TypeVar("T")
-
-
-def _jsonable(value: Any) -> Any:
-    if isinstance(value, dict):
-        return {k: _jsonable(v) for k, v in value.items()}
-    if isinstance(value, list | tuple):
-        return [_jsonable(v) for v in value]
-    return value
-
-
-def _coerce(value: Any, hint: Any, key: str) -> Any:
-    """Check ``value`` against a type hint, converting lists to tuples; raise naming ``key``."""
-    origin = typing.get_origin(hint)
-    args = typing.get_args(hint)
-    if hint is Any:
-        return value
-    if origin in (typing.Union, types.UnionType):
-        if value is None and type(None) in args:
-            return None
-        errors = []
-        for arg in args:
-            if arg is type(None):
-                continue
-            try:
-                return _coerce(value, arg, key)
-            except ConfigError as exc:
-                errors.append(str(exc))
-        raise ConfigError(errors[0] if errors else f"{key}: invalid value {value!r}")
-    if origin is tuple:
-        if not isinstance(value, list | tuple):
-            raise ConfigError(f"{key}: expected a list, got {type(value).__name__} {value!r}")
-        if len(args) == 2 and args[1] is Ellipsis:
-            return tuple(_coerce(v, args[0], f"{key}[{i}]") for i, v in enumerate(value))
-        if len(args) != len(value):
-            raise ConfigError(f"{key}: expected {len(args)} items, got {len(value)}")
-        return tuple(_coerce(v, a, f"{key}[{i}]") for i, (v, a) in enumerate(zip(value, args)))
-    if origin is dict:
-        if not isinstance(value, dict):
-            raise ConfigError(f"{key}: expected a table, got {type(value).__name__}")
-        return dict(value)
-    if dataclasses.is_dataclass(hint) and isinstance(hint, type):
-        if not isinstance(value, dict):
-            raise ConfigError(f"{key}: expected a table, got {type(value).__name__}")
-        return _build(hint, value, key)
-    if hint is float:
-        if isinstance(value, bool) or not isinstance(value, int | float):
-            raise ConfigError(f"{key}: expected a number, got {type(value).__name__} {value!r}")
-        return float(value)
-    if hint is int:
-        if isinstance(value, bool) or not isinstance(value, int):
-            raise ConfigError(f"{key}: expected an integer, got {type(value).__name__} {value!r}")
-        return value
-    if hint is bool:
-        if not isinstance(value, bool):
-            raise ConfigError(f"{key}: expected true or false, got {value!r}")
-        return value
-    if hint is str:
-        if not isinstance(value, str):
-            raise ConfigError(f"{key}: expected a string, got {type(value).__name__} {value!r}")
-        return value
-    raise ConfigError(f"{key}: unsupported type {hint}")  # pragma: no cover
-
-
-def _build(cls: type[T], raw: dict[str, Any], prefix: str) -> T:
-    hints = typing.get_type_hints(cls)
-    names = {f.name for f in dataclasses.fields(cls)}  # type: ignore[arg-type]
-    kwargs: dict[str, Any] = {}
-    for key, value in raw.items():
-        full = f"{prefix}.{key}" if prefix else key
-        if key not in names:
-            known = ", ".join(sorted(names - {"source"}))
-            raise ConfigError(f"unknown key '{full}' (known keys here: {known})")
-        kwargs[key] = _coerce(value, hints[key], full)
-    return cls(**kwargs)
+        return plain(dataclasses.asdict(self))
 
 
 def _validate(config: Config) -> None:
@@ -307,58 +258,10 @@ def _validate(config: Config) -> None:
 def config_from_dict(raw: dict[str, Any], *, source: str = "") -> Config:
     """Build and validate a :class:`Config` from a plain dict (as read from TOML/YAML/JSON)."""
     raw = {k: v for k, v in raw.items() if k != "source"}
-    config = _build(Config, raw, "")
+    config = build_dataclass(Config, raw, "")
     config = dataclasses.replace(config, source=source)
     _validate(config)
     return config
-
-
-def parse_override(text: str) -> tuple[list[str], Any]:
-    """Parse ``--set key.sub=value``; the value is read as TOML when it parses, else a string."""
-    if "=" not in text:
-        raise ConfigError(f"--set {text!r}: expected key=value")
-    key, _, value_text = text.partition("=")
-    try:
-        value = tomllib.loads(f"v = {value_text}")["v"]
-    except tomllib.TOMLDecodeError:
-        value = value_text
-    return key.strip().split("."), value
-
-
-def apply_overrides(raw: dict[str, Any], overrides: list[str]) -> dict[str, Any]:
-    """Return a copy of ``raw`` with each ``key=value`` override applied (nested by dots)."""
-    import copy
-
-    result = copy.deepcopy(raw)
-    for text in overrides:
-        path, value = parse_override(text)
-        node = result
-        for part in path[:-1]:
-            node = node.setdefault(part, {})
-            if not isinstance(node, dict):
-                raise ConfigError(f"--set {text!r}: {part} is not a table")
-        node[path[-1]] = value
-    return result
-
-
-def read_raw_config(path: str | Path) -> dict[str, Any]:
-    """Read a TOML or YAML file into a dict, with clear errors for missing or malformed files."""
-    path = Path(path)
-    if not path.is_file():
-        raise ConfigError(f"{path}: config file not found")
-    text = path.read_text(encoding="utf-8")
-    try:
-        if path.suffix in (".yaml", ".yml"):
-            import yaml
-
-            raw = yaml.safe_load(text) or {}
-        else:
-            raw = tomllib.loads(text)
-    except Exception as exc:  # tomllib / yaml errors carry line numbers
-        raise ConfigError(f"{path}: cannot parse config: {exc}") from exc
-    if not isinstance(raw, dict):
-        raise ConfigError(f"{path}: expected a table at the top level")
-    return raw
 
 
 def resolve_data_root(root: str, config_dir: Path) -> Path:

@@ -53,6 +53,8 @@ def demo_command(*, out: str, minutes: float) -> int:
     console.rule("where everything is")
     console.print(f"data and config:   {out_dir / 'data'}")
     console.print(f"run directory:     {run_dir} (checkpoints/, metrics.jsonl, train.log)")
-    console.print(f"evaluation report: {run_dir / 'eval' / 'val'} (report.md, confusion.png)")
+    console.print(
+        f"evaluation report: {run_dir / 'eval' / 'val'} (report.html, report.md, confusion.png)"
+    )
     console.print(f"predictions:       {predictions} (*_label.png, *_overlay.png)")
     return 0

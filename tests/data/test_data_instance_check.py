@@ -10,9 +10,9 @@ import pytest
 from PIL import Image
 
 from pixelseg.config import load_config
+from pixelseg.data.check import check_command
 from pixelseg.data.instance_check import (
     check_instances,
-    instance_check_command,
     suggest_anchor_sizes,
     touching_objects,
 )
@@ -90,14 +90,14 @@ def test_instance_check_command_exit_codes_and_json(
 ) -> None:
     config_path = write_synthetic_instances(tmp_path / "d", n_images=3, size=40, seed=8)
     out = tmp_path / "report.json"
-    assert instance_check_command(config_path, json_path=str(out)) == 0
+    assert check_command(config_path, json_path=str(out)) == 0
     text = capsys.readouterr().out
     assert "objects per image" in text and "suggested detector anchor sizes" in text
     assert "touching objects" in text and "result: OK" in text
     saved = json.loads(out.read_text())
     assert saved["ok"] and saved["format"] == "instance_labels" and saved["objects"] > 0
-    assert instance_check_command(config_path, overrides=['data.masks="x/{stem}.png"']) == 1
+    assert check_command(config_path, overrides=['data.masks="x/{stem}.png"']) == 1
     assert "missing label image" in capsys.readouterr().out
     bad = ['data.split.val=["7"]', 'data.split.train=["*"]']
-    assert instance_check_command(config_path, overrides=bad) == 0
-    assert instance_check_command(config_path, overrides=bad, strict=True) == 1
+    assert check_command(config_path, overrides=bad) == 0
+    assert check_command(config_path, overrides=bad, strict=True) == 1

@@ -77,6 +77,8 @@ def test_evaluate_cli_prints_per_class_table_and_writes_json(
     metrics = json.loads(out.read_text())
     assert set(metrics["per_class_iou"]) == {"background", "vegetation", "road", "building"}
     assert (run_dir / "eval" / "val" / "confusion.png").is_file()
+    page = (run_dir / "eval" / "val" / "report.html").read_text()
+    assert "data:image/png;base64," in page and "majority-class baseline" in page
 
 
 def test_predict_writes_palette_labels_and_resumes(
@@ -130,3 +132,21 @@ def test_non_finite_loss_stops_naming_the_step(tmp_path: Path) -> None:
             device=torch.device("cpu"),
         )
     assert torch.equal(model.weight, before)
+
+
+def test_unknown_early_stopping_metric_is_named(tmp_path: Path) -> None:
+    from pixelseg.errors import ConfigError
+
+    config_path = write_synthetic_semantic(tmp_path / "data", n_images=6, size=32, seed=0)
+    settings = [*SETTINGS, "train.epochs=1", 'train.early_stopping_metric="mIoU"']
+    with pytest.raises(ConfigError, match=r"'mIoU' is not a validation metric.*miou"):
+        fit(load_config(config_path, settings), tmp_path / "run")
+
+
+def test_validation_every_second_epoch_and_after_the_last(tmp_path: Path) -> None:
+    config_path = write_synthetic_semantic(tmp_path / "data", n_images=6, size=32, seed=0)
+    settings = [*SETTINGS, "train.val_every=2"]  # 3 epochs: validated after 2 and 3
+    fit(load_config(config_path, settings), tmp_path / "run")
+    lines = (tmp_path / "run" / "metrics.jsonl").read_text().splitlines()
+    records = [json.loads(line) for line in lines]
+    assert ["val_miou" in r for r in records] == [False, True, True]

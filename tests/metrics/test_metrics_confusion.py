@@ -202,4 +202,9 @@ def test_gpu_counts_equal_cpu_counts() -> None:
     cpu.update(logits, target)
     gpu.update(logits.cuda(), target.cuda(), valid=torch.ones_like(target, dtype=torch.bool))
     assert gpu.matrix.device.type == "cuda"
-    assert gpu.compute() == cpu.compute()
+    assert torch.equal(gpu.matrix.cpu(), cpu.matrix)
+    on_gpu, on_cpu = gpu.compute(), cpu.compute()
+    for key in ("miou", "pixel_accuracy", "mean_class_accuracy", "fwiou", "miou_per_image"):
+        assert on_gpu[key] == pytest.approx(on_cpu[key], rel=1e-9, nan_ok=True), key
+    assert on_gpu["per_class_iou"] == pytest.approx(on_cpu["per_class_iou"], nan_ok=True)
+    assert on_gpu["absent_classes"] == on_cpu["absent_classes"]

@@ -10,6 +10,7 @@ import torch.nn.functional as F
 
 from pixelseg.config import Config, DataConfig
 from pixelseg.data.check import check_dataset
+from pixelseg.data.check_report import raise_if_errors
 from pixelseg.data.folder import MaskFolderDataset
 from pixelseg.data.io import read_image
 from pixelseg.data.normalize import Normalizer, choose_normalizer, image_to_float
@@ -17,8 +18,6 @@ from pixelseg.data.splits import SPLITS, assign_splits
 from pixelseg.data.transforms import build_transforms
 from pixelseg.errors import ConfigError, DataError
 from pixelseg.structures import Batch, SemanticSample
-
-_MAX_LISTED_PROBLEMS = 5
 
 
 def _train_images(dataset: MaskFolderDataset) -> Iterator[tuple[torch.Tensor, np.ndarray | None]]:
@@ -60,12 +59,7 @@ def build_datasets(
     if data.format != "mask_folder":
         raise ConfigError(f"data.format {data.format!r} is not a semantic mask-folder format")
     if verify:
-        report = check_dataset(config)
-        if not report.ok:
-            listed = "; ".join(str(p) for p in report.errors[:_MAX_LISTED_PROBLEMS])
-            more = len(report.errors) - _MAX_LISTED_PROBLEMS
-            suffix = f" (and {more} more: run pixelseg check)" if more > 0 else ""
-            raise DataError(data.root, f"dataset has errors: {listed}{suffix}")
+        raise_if_errors(check_dataset(config), data.root)
     everything = MaskFolderDataset(data)
     if not everything.samples:
         raise DataError(data.root, "empty dataset: no samples found")

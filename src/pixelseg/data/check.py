@@ -15,7 +15,7 @@ import numpy as np
 from rich.console import Console
 
 from pixelseg.config import Config, load_config
-from pixelseg.data.check_report import CheckReport, Problem, print_report, write_json
+from pixelseg.data.check_report import CheckReport, Problem, exit_code, print_report, write_json
 from pixelseg.data.class_weights import class_weights_from_counts
 from pixelseg.data.classmap import ClassMap
 from pixelseg.data.folder import SamplePaths, find_samples, load_sample
@@ -186,17 +186,16 @@ def check_command(
         0 when the dataset is usable, 1 on errors (or on warnings with ``strict``).
     """
     config = load_config(config_path, overrides)
-    if config.data.format != "mask_folder":
-        from pixelseg.data.instance_check import instance_check_command
-
-        return instance_check_command(
-            config_path, strict=strict, json_path=json_path, overrides=overrides
-        )
-    report = check_dataset(config)
     console = Console(stderr=json_path == "-", soft_wrap=True)
-    print_report(report, console)
+    report: CheckReport
+    if config.data.format == "mask_folder":
+        report = check_dataset(config)
+        print_report(report, console)
+    else:
+        from pixelseg.data.instance_check import check_instances, print_instance_report
+
+        report = check_instances(config)
+        print_instance_report(report, console)
     if json_path:
         write_json(report, json_path)
-    if not report.ok or (strict and report.warnings):
-        return 1
-    return 0
+    return exit_code(report, strict=strict)

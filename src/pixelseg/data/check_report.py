@@ -3,15 +3,15 @@
 from __future__ import annotations
 
 import json
-import os
-import tempfile
 from dataclasses import asdict, dataclass, field
-from pathlib import Path
 from typing import Any
 
 from rich.console import Console
 from rich.markup import escape
 from rich.table import Table
+
+from pixelseg.engine.writer import atomic_write_text
+from pixelseg.errors import DataError
 
 RARE_FRACTION = 0.01
 
@@ -120,12 +120,7 @@ def write_json(report: CheckReport, path: str) -> None:
     if path == "-":
         print(text, end="")
         return
-    target = Path(path)
-    target.parent.mkdir(parents=True, exist_ok=True)
-    fd, tmp = tempfile.mkstemp(dir=target.parent, prefix=f".{target.name}.", suffix=".tmp")
-    with os.fdopen(fd, "w", encoding="utf-8") as handle:
-        handle.write(text)
-    os.replace(tmp, target)
+    atomic_write_text(path, text)
 
 
 def _counts(mapping: dict[str, int]) -> str:
@@ -174,6 +169,11 @@ def print_report(report: CheckReport, console: Console) -> None:
             )
         else:
             console.print('no class under 1 % of pixels; recommended loss.name = "ce"')
+    print_problems(report, console)
+
+
+def print_problems(report: CheckReport, console: Console) -> None:
+    """Print the warnings, the errors and the one-line verdict of any check report."""
     for problem in report.warnings:
         console.print(f"[yellow]warning:[/yellow] {escape(str(problem))}", highlight=False)
     for problem in report.errors:
@@ -182,3 +182,22 @@ def print_report(report: CheckReport, console: Console) -> None:
         "[green]OK[/green]" if report.ok else f"[red]{len(report.errors)} problem(s) found[/red]"
     )
     console.print(f"result: {verdict}, {len(report.warnings)} warning(s)")
+
+
+def exit_code(report: CheckReport, *, strict: bool) -> int:
+    """1 on errors (or, with ``strict``, on warnings), else 0."""
+    return 1 if not report.ok or (strict and report.warnings) else 0
+
+
+def raise_if_errors(report: CheckReport, root: str, *, listed: int = 5) -> None:
+    """Refuse a dataset with errors, naming the first few, before anyone trains on it.
+
+    Raises:
+        DataError: ``report`` has errors.
+    """
+    if report.ok:
+        return
+    named = "; ".join(str(p) for p in report.errors[:listed])
+    more = len(report.errors) - listed
+    suffix = f" (and {more} more: run pixelseg check)" if more > 0 else ""
+    raise DataError(root, f"dataset has errors: {named}{suffix}")

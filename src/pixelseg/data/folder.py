@@ -73,7 +73,8 @@ def _resolve(root: Path, text: str) -> Path:
     return tail if tail.exists() else relative
 
 
-def _sample_id(stem: str, pattern: re.Pattern[str] | None) -> str:
+def id_from_stem(stem: str, pattern: re.Pattern[str] | None) -> str:
+    """The id of a file stem: ``data.id_pattern``'s ``id`` (or first) group, else the stem."""
     if pattern is None:
         return stem
     match = pattern.search(stem)
@@ -82,7 +83,8 @@ def _sample_id(stem: str, pattern: re.Pattern[str] | None) -> str:
     return match.group("id") if "id" in pattern.groupindex else match.group(1)
 
 
-def _fill(template: str, key: str, **fields: str) -> str:
+def fill_template(template: str, key: str, **fields: str) -> str:
+    """Fill a path template with ``{stem}``/``{id}``; a bad template names ``data.<key>``."""
     try:
         return template.format(**fields)
     except (KeyError, IndexError, ValueError) as exc:
@@ -119,20 +121,24 @@ def find_samples(data: DataConfig) -> list[SamplePaths]:
             if len(parts) != 2:
                 raise DataError(pairs_path, f"line {number}: expected 'image mask', got {line!r}")
             image, mask = _resolve(root, parts[0]), _resolve(root, parts[1])
-            sample_id = _sample_id(image.stem, pattern)
+            sample_id = id_from_stem(image.stem, pattern)
             valid = None
             if data.valid_mask:
-                valid = root / _fill(data.valid_mask, "valid_mask", stem=image.stem, id=sample_id)
+                valid = root / fill_template(
+                    data.valid_mask, "valid_mask", stem=image.stem, id=sample_id
+                )
             samples.append(SamplePaths(sample_id, image, mask, valid))
         return samples
     for image in sorted(root.glob(data.images), key=_natural_key):
         if not image.is_file():
             continue
-        sample_id = _sample_id(image.stem, pattern)
-        mask = root / _fill(data.masks, "masks", stem=image.stem, id=sample_id)
+        sample_id = id_from_stem(image.stem, pattern)
+        mask = root / fill_template(data.masks, "masks", stem=image.stem, id=sample_id)
         valid = None
         if data.valid_mask:
-            valid = root / _fill(data.valid_mask, "valid_mask", stem=image.stem, id=sample_id)
+            valid = root / fill_template(
+                data.valid_mask, "valid_mask", stem=image.stem, id=sample_id
+            )
         samples.append(SamplePaths(sample_id, image, mask, valid))
     return samples
 

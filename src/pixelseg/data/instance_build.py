@@ -11,6 +11,7 @@ import numpy as np
 import torch
 
 from pixelseg.config import Config
+from pixelseg.data.check_report import raise_if_errors
 from pixelseg.data.instance_check import check_instances
 from pixelseg.data.instance_dataset import InstanceDataset
 from pixelseg.data.instance_formats import InstanceFiles
@@ -19,8 +20,6 @@ from pixelseg.data.io import read_image
 from pixelseg.data.normalize import Normalizer, choose_normalizer, image_to_float
 from pixelseg.data.splits import SPLITS, assign_splits
 from pixelseg.errors import ConfigError, DataError
-
-_MAX_LISTED_PROBLEMS = 5
 
 
 def _train_images(
@@ -61,12 +60,7 @@ def build_instance_datasets(
     if unknown:
         raise ConfigError(f"unknown split {unknown[0]!r}; choose from {', '.join(SPLITS)}")
     if verify:
-        report = check_instances(config)
-        if not report.ok:
-            listed = "; ".join(str(p) for p in report.errors[:_MAX_LISTED_PROBLEMS])
-            more = len(report.errors) - _MAX_LISTED_PROBLEMS
-            suffix = f" (and {more} more: run pixelseg check)" if more > 0 else ""
-            raise DataError(data.root, f"dataset has errors: {listed}{suffix}")
+        raise_if_errors(check_instances(config), data.root)
     everything = InstanceDataset(data)
     if not everything.samples:
         raise DataError(data.root, "empty dataset: no samples found")

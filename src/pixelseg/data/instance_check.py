@@ -10,14 +10,13 @@ and the fraction that touch another object — the ones a semantic net would mer
 from __future__ import annotations
 
 from dataclasses import dataclass, field
-from pathlib import Path
 
 import numpy as np
 from rich.console import Console
 from rich.markup import escape
 
-from pixelseg.config import Config, load_config
-from pixelseg.data.check_report import CheckReport, Problem, write_json
+from pixelseg.config import Config
+from pixelseg.data.check_report import CheckReport, Problem, print_problems
 from pixelseg.data.instance_formats import InstanceFiles, InstanceSource
 from pixelseg.data.io import check_pixel_limit, read_header
 from pixelseg.data.splits import assign_splits
@@ -285,41 +284,4 @@ def print_instance_report(report: InstanceCheckReport, console: Console) -> None
         )
     if report.ignored_pixels:
         console.print(f"ignored (crowd) pixels: {report.ignored_pixels:,}")
-    for problem in report.warnings:
-        console.print(f"[yellow]warning:[/yellow] {escape(str(problem))}", highlight=False)
-    for problem in report.errors:
-        console.print(f"[red]error:[/red] {escape(str(problem))}", highlight=False)
-    verdict = (
-        "[green]OK[/green]" if report.ok else f"[red]{len(report.errors)} problem(s) found[/red]"
-    )
-    console.print(f"result: {verdict}, {len(report.warnings)} warning(s)")
-
-
-def instance_check_command(
-    config_path: str | Path,
-    *,
-    strict: bool = False,
-    json_path: str | None = None,
-    overrides: list[str] | None = None,
-) -> int:
-    """Run ``pixelseg check`` on an instance dataset and print its summary.
-
-    Args:
-        config_path: the config file.
-        strict: warnings (empty masks, empty val split) also give exit code 1.
-        json_path: also write the report as JSON here (``"-"``: stdout; the summary then goes
-            to stderr).
-        overrides: ``key=value`` config overrides.
-
-    Returns:
-        0 when the dataset is usable, 1 on errors (or on warnings with ``strict``).
-    """
-    config = load_config(config_path, overrides)
-    report = check_instances(config)
-    console = Console(stderr=json_path == "-", soft_wrap=True)
-    print_instance_report(report, console)
-    if json_path:
-        write_json(report, json_path)
-    if not report.ok or (strict and report.warnings):
-        return 1
-    return 0
+    print_problems(report, console)

@@ -27,6 +27,7 @@ from pathlib import Path
 import numpy as np
 
 from pixelseg.config import DataConfig
+from pixelseg.data.folder import fill_template, id_from_stem
 from pixelseg.data.instance_coco import CocoIndex
 from pixelseg.data.instance_overlaps import PaintedObjects, paint_objects
 from pixelseg.data.io import read_image, read_mask
@@ -83,22 +84,6 @@ class LoadedInstances:
         return np.asarray(self.label_image[None, :, :] == positions[:, None, None])
 
 
-def _fill(template: str, key: str, **fields: str) -> str:
-    try:
-        return template.format(**fields)
-    except (KeyError, IndexError, ValueError) as exc:
-        raise ConfigError(
-            f"data.{key}: template {template!r} may only use {{stem}} and {{id}}"
-        ) from exc
-
-
-def _sample_id(stem: str, pattern: re.Pattern[str] | None) -> str:
-    match = pattern.search(stem) if pattern is not None else None
-    if match is None or pattern is None:
-        return stem
-    return match.group("id") if "id" in pattern.groupindex else match.group(1)
-
-
 def _size_problem(what: str, got: tuple[int, ...], image: Path, want: tuple[int, ...]) -> str:
     return f"{what} is {got[1]}x{got[0]} but image {image.name} is {want[1]}x{want[0]} (WxH)"
 
@@ -146,22 +131,24 @@ class InstanceSource:
             raise ConfigError(f"data.id_pattern: {exc}") from exc
         if self.coco is not None:
             return [
-                InstanceFiles(_sample_id(image.file.stem, pattern), image.file, coco_image=index)
+                InstanceFiles(id_from_stem(image.file.stem, pattern), image.file, coco_image=index)
                 for index, image in enumerate(self.coco.images)
             ]
         samples = []
         for image in sorted(self.root.glob(data.images)):
             if not image.is_file():
                 continue
-            sample_id = _sample_id(image.stem, pattern)
-            target = _fill(data.masks, "masks", stem=image.stem, id=sample_id)
+            sample_id = id_from_stem(image.stem, pattern)
+            target = fill_template(data.masks, "masks", stem=image.stem, id=sample_id)
             if data.format == "kaggle_instances":
                 objects = tuple(p for p in sorted(self.root.glob(target)) if p.is_file())
             else:
                 objects = (self.root / target,)
             classes = None
             if data.object_classes:
-                name = _fill(data.object_classes, "object_classes", stem=image.stem, id=sample_id)
+                name = fill_template(
+                    data.object_classes, "object_classes", stem=image.stem, id=sample_id
+                )
                 classes = self.root / name
             samples.append(InstanceFiles(sample_id, image, objects, classes))
         return samples

@@ -17,7 +17,7 @@ import torch
 from torchvision import tv_tensors
 from torchvision.transforms import v2
 
-from pixelseg.data.transforms import PadToMultiple, RandomScale
+from pixelseg.data.transforms import PadToMultiple, augmentation_steps
 from pixelseg.structures import InstanceSample
 
 
@@ -161,25 +161,15 @@ def build_instance_transforms(
     """
     steps: list[v2.Transform] = []
     if train:
-        if scale_range != (1.0, 1.0):
-            steps.append(RandomScale(scale_range))
-        fill = {tv_tensors.Image: 0.0, tv_tensors.Mask: 0}
-        steps.append(v2.RandomCrop(crop_size, pad_if_needed=True, fill=fill))  # type: ignore[arg-type]
-        if hflip:
-            steps.append(v2.RandomHorizontalFlip())
-        if vflip:
-            steps.append(v2.RandomVerticalFlip())
-        if rot90:
-            steps.append(RandomRot90Boxes())
-        if color_jitter > 0:
-            steps.append(
-                v2.ColorJitter(
-                    brightness=color_jitter,
-                    contrast=color_jitter,
-                    saturation=color_jitter,
-                    hue=min(0.5, color_jitter / 4),
-                )
-            )
+        steps = augmentation_steps(
+            crop_size=crop_size,
+            mask_fill=0,
+            scale_range=scale_range,
+            hflip=hflip,
+            vflip=vflip,
+            rot90=RandomRot90Boxes() if rot90 else None,
+            color_jitter=color_jitter,
+        )
     # Masks and the valid region are padded with 0: no object there, and ignored.
     steps.append(PadToMultiple(stride, ignore_index=0))
     return InstanceTransform(steps, min_size=min_size)

@@ -110,6 +110,44 @@ class SegmentationTransform:
         return f"SegmentationTransform({self.pipeline})"
 
 
+def augmentation_steps(
+    *,
+    crop_size: int,
+    mask_fill: int,
+    scale_range: tuple[float, float],
+    hflip: bool,
+    vflip: bool,
+    rot90: v2.Transform | None,
+    color_jitter: float,
+) -> list[v2.Transform]:
+    """The random training steps shared by semantic and instance pipelines.
+
+    Args:
+        mask_fill: value of mask pixels a crop pads (``ignore_index``, or 0 for instances).
+        rot90: the 90° rotation transform to use (instances also turn their boxes), or ``None``.
+    """
+    steps: list[v2.Transform] = []
+    if scale_range != (1.0, 1.0):
+        steps.append(RandomScale(scale_range))
+    fill = {tv_tensors.Image: 0.0, tv_tensors.Mask: mask_fill}
+    steps.append(v2.RandomCrop(crop_size, pad_if_needed=True, fill=fill))  # type: ignore[arg-type]
+    if hflip:
+        steps.append(v2.RandomHorizontalFlip())
+    if vflip:
+        steps.append(v2.RandomVerticalFlip())
+    if rot90 is not None:
+        steps.append(rot90)
+    if color_jitter > 0:
+        jitter = v2.ColorJitter(
+            brightness=color_jitter,
+            contrast=color_jitter,
+            saturation=color_jitter,
+            hue=min(0.5, color_jitter / 4),
+        )
+        steps.append(jitter)
+    return steps
+
+
 def build_transforms(
     *,
     train: bool,
@@ -142,24 +180,14 @@ def build_transforms(
     """
     steps: list[v2.Transform] = []
     if train:
-        if scale_range != (1.0, 1.0):
-            steps.append(RandomScale(scale_range))
-        fill = {tv_tensors.Image: 0.0, tv_tensors.Mask: ignore_index}
-        steps.append(v2.RandomCrop(crop_size, pad_if_needed=True, fill=fill))  # type: ignore[arg-type]
-        if hflip:
-            steps.append(v2.RandomHorizontalFlip())
-        if vflip:
-            steps.append(v2.RandomVerticalFlip())
-        if rot90:
-            steps.append(RandomRot90())
-        if color_jitter > 0:
-            steps.append(
-                v2.ColorJitter(
-                    brightness=color_jitter,
-                    contrast=color_jitter,
-                    saturation=color_jitter,
-                    hue=min(0.5, color_jitter / 4),
-                )
-            )
+        steps = augmentation_steps(
+            crop_size=crop_size,
+            mask_fill=ignore_index,
+            scale_range=scale_range,
+            hflip=hflip,
+            vflip=vflip,
+            rot90=RandomRot90() if rot90 else None,
+            color_jitter=color_jitter,
+        )
     steps.append(PadToMultiple(stride, ignore_index=ignore_index))
     return SegmentationTransform(steps)

@@ -83,6 +83,7 @@ def evaluate_command(
 ) -> int:
     """The ``pixelseg evaluate`` subcommand: print, and write reports under ``RUN_DIR/eval``."""
     from pixelseg.report.figures import save_confusion_matrix
+    from pixelseg.report.html import semantic_html
     from pixelseg.report.tables import print_semantic_report, semantic_markdown
 
     result = evaluate_run(run_dir, data=data, split=split, device=device)
@@ -94,11 +95,13 @@ def evaluate_command(
         print_semantic_report(result, title=title, console=console)
         writer.text(f"eval/{split}/report.md", semantic_markdown(result, title=title))
         if writer.enabled:
-            save_confusion_matrix(
+            confusion = save_confusion_matrix(
                 writer.path(f"eval/{split}/confusion.png"),
                 result["confusion_matrix"],
                 list(result["per_class_iou"]),
             )
+            page = semantic_html(result, title=title, images=[confusion])
+            writer.text(f"eval/{split}/report.html", page)
     else:
         module = task_module(result["task"])
         module.print_report(result, title=title, console=console)

@@ -22,7 +22,7 @@ from pixelseg.engine.precision import autocast_factory, resolve_device, resolve_
 from pixelseg.engine.schedule import lr_factor
 from pixelseg.engine.setup import prepare_job
 from pixelseg.engine.writer import RunWriter
-from pixelseg.errors import CheckpointError
+from pixelseg.errors import CheckpointError, ConfigError
 
 
 def seed_everything(seed: int, *, deterministic: bool = False) -> None:
@@ -184,39 +184,46 @@ def fit(
             after_step=after_step,
             total=len(batches),
         )
-        train_time = elapsed()
-        metrics = evaluate(
-            model,
-            task,
-            val_loader,
-            autocast=autocast,
-            device=dev,
-            channels_last=train_cfg.channels_last,
-            total=len(val_loader),
-        )
-        value = float(metrics.get(metric_name, metrics["loss"]))
-        record = {
-            "epoch": state.epoch + 1,
+        state.epoch += 1
+        state.position = 0
+        record: dict[str, Any] = {
+            "epoch": state.epoch,
             "step": state.step,
             "images_seen": state.images_seen,
             "train_loss": train_loss,
             "lr": optimizer.param_groups[0]["lr"],
-            "train_seconds": train_time,
-            **{f"val_{k}": v for k, v in metrics.items()},
+            "train_seconds": elapsed(),
         }
+        last_epoch = budget_hit or state.epoch >= train_cfg.epochs
+        improved = False
+        if state.epoch % max(1, train_cfg.val_every) == 0 or last_epoch:
+            metrics = evaluate(
+                model,
+                task,
+                val_loader,
+                autocast=autocast,
+                device=dev,
+                channels_last=train_cfg.channels_last,
+                total=len(val_loader),
+            )
+            if metric_name not in metrics:
+                raise ConfigError(
+                    f"train.early_stopping_metric: {metric_name!r} is not a validation metric of "
+                    f"this task; choose from {', '.join(sorted(metrics))}"
+                )
+            value = float(metrics[metric_name])
+            record.update({f"val_{k}": v for k, v in metrics.items()})
+            improved = _improved(value, state.best_metric, metric_name)
+            if improved:
+                state.best_metric, state.best_epoch = value, state.epoch
+                state.epochs_without_improvement = 0
+                if writer.enabled:
+                    save_checkpoint(run_dir / rd.BEST, model, state=dataclasses.asdict(state))
+            else:
+                state.epochs_without_improvement += 1
+            state.history.append({"epoch": state.epoch, metric_name: value})
         writer.append_jsonl("metrics.jsonl", record)
-        improved = _improved(value, state.best_metric, metric_name)
         log(epoch_row(record, metric_name, improved))
-        state.epoch += 1
-        state.position = 0
-        if improved:
-            state.best_metric, state.best_epoch = value, state.epoch
-            state.epochs_without_improvement = 0
-            if writer.enabled:
-                save_checkpoint(run_dir / rd.BEST, model, state=dataclasses.asdict(state))
-        else:
-            state.epochs_without_improvement += 1
-        state.history.append({"epoch": state.epoch, metric_name: value})
         save_last()
         last_save = time.perf_counter()
         if state.epochs_without_improvement >= train_cfg.patience:

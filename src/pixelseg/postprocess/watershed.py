@@ -20,7 +20,7 @@ from skimage.morphology import h_maxima
 from skimage.segmentation import watershed
 
 from pixelseg.errors import ConfigError
-from pixelseg.metrics.matching import label_image_overlap, match_counts, matching_scores
+from pixelseg.metrics.matching import pooled_ap50
 from pixelseg.postprocess.masks import fill_holes, relabel_sequential, remove_small_objects
 
 BACKGROUND, INTERIOR, BOUNDARY = 0, 1, 2
@@ -165,23 +165,15 @@ def tune_watershed(
     table: list[dict[str, Any]] = []
     best_index, best_score = 0, -1.0
     for index, params in enumerate(candidates):
-        counts = np.zeros(3, dtype=np.int64)
-        for image_index, (probs, truth) in enumerate(zip(prob_maps, true_label_images)):
-            distance = None if distances is None else distances[image_index]
-            pred = split_instances(probs, params=params, distance=distance)
-            overlap, _, _ = label_image_overlap(pred, truth)
-            tp, fp, fn = match_counts(overlap.iou, (0.5,))
-            counts += (tp[0], fp[0], fn[0])
-        score = float(matching_scores(counts[:1], counts[1:2], counts[2:])[0])
-        table.append(
-            {
-                **params.to_dict(),
-                "tp": int(counts[0]),
-                "fp": int(counts[1]),
-                "fn": int(counts[2]),
-                "matching_ap50_pooled": score,
-            }
+        preds = (
+            split_instances(
+                probs, params=params, distance=None if distances is None else distances[i]
+            )
+            for i, probs in enumerate(prob_maps)
         )
+        row = {**params.to_dict(), **pooled_ap50(preds, true_label_images)}
+        table.append(row)
+        score = row["matching_ap50_pooled"]
         if score > best_score:
             best_index, best_score = index, score
     return candidates[best_index], table

@@ -30,7 +30,7 @@ MATCHING_NOTE = (
 )
 
 
-def _pct(value: Any) -> str:
+def pct(value: Any) -> str:
     return "-" if value is None else f"{100 * float(value):.2f}"
 
 
@@ -49,9 +49,9 @@ def matching_rows(result: dict[str, Any]) -> list[tuple[str, str, str, str]]:
         rows.append(
             (
                 name,
-                _pct(scores.get("ap50")),
-                _pct(per_threshold.get("0.75")),
-                _pct(scores.get("mean")),
+                pct(scores.get("ap50")),
+                pct(per_threshold.get("0.75")),
+                pct(scores.get("mean")),
             )
         )
     return rows
@@ -72,7 +72,7 @@ def counting_lines(counting: dict[str, Any]) -> list[str]:
     """Count MAE, mean relative count error, object totals, merges and splits."""
     return [
         f"count MAE {_num(counting.get('count_mae'))} objects per image; mean relative count "
-        f"error {_pct(counting.get('count_mean_relative_error'))} %",
+        f"error {pct(counting.get('count_mean_relative_error'))} %",
         f"objects: {counting.get('true_objects', '-')} true, {counting.get('pred_objects', '-')} "
         f"predicted; merges {counting.get('merges', '-')} (one prediction covering >= 50 % of "
         f"two or more true objects), splits {counting.get('splits', '-')} (the reverse)",
@@ -97,7 +97,7 @@ def print_instance_report(result: dict[str, Any], *, title: str, console: Consol
     console.print(MATCHING_NOTE, soft_wrap=True)
     coco = result.get("coco")
     if coco is not None:
-        values = ", ".join(f"{label} {_pct(coco.get(key))}" for key, label in _COCO_KEYS)
+        values = ", ".join(f"{label} {pct(coco.get(key))}" for key, label in _COCO_KEYS)
         console.print(f"COCO mask AP %: {values} ({coco_note(coco)})", soft_wrap=True)
     for line in counting_lines(result.get("counting") or {}):
         console.print(line, soft_wrap=True)
@@ -122,7 +122,7 @@ def instance_markdown(result: dict[str, Any], *, title: str) -> str:
         out += [
             "| COCO mask | " + " | ".join(label for _, label in _COCO_KEYS) + " |",
             "|---|" + "---:|" * len(_COCO_KEYS),
-            "| % | " + " | ".join(_pct(coco.get(key)) for key, _ in _COCO_KEYS) + " |",
+            "| % | " + " | ".join(pct(coco.get(key)) for key, _ in _COCO_KEYS) + " |",
             "",
             f"- {coco_note(coco)}",
         ]

@@ -12,7 +12,8 @@ CLOSE_TO_BASELINE = 0.02
 ACCURACY_MIOU_GAP = 0.25
 
 
-def _pct(value: Any) -> str:
+def pct(value: Any) -> str:
+    """A fraction as a percentage with two decimals, or "absent" for None/NaN."""
     if value is None or (isinstance(value, float) and math.isnan(value)):
         return "absent"
     return f"{100 * float(value):.2f}"
@@ -26,13 +27,13 @@ def semantic_warnings(metrics: dict[str, Any]) -> list[str]:
     miou = metrics.get("miou")
     if accuracy is not None and baseline is not None and accuracy - baseline < CLOSE_TO_BASELINE:
         warnings.append(
-            f"pixel accuracy {_pct(accuracy)} % is within {100 * CLOSE_TO_BASELINE:.0f} points of "
-            f"predicting the majority class everywhere ({_pct(baseline)} %): the model has "
+            f"pixel accuracy {pct(accuracy)} % is within {100 * CLOSE_TO_BASELINE:.0f} points of "
+            f"predicting the majority class everywhere ({pct(baseline)} %): the model has "
             "learned little beyond the class frequencies"
         )
     if accuracy is not None and miou is not None and accuracy - miou > ACCURACY_MIOU_GAP:
         warnings.append(
-            f"mIoU {_pct(miou)} % is far below pixel accuracy {_pct(accuracy)} %: the frequent "
+            f"mIoU {pct(miou)} % is far below pixel accuracy {pct(accuracy)} %: the frequent "
             "classes hide poor rare classes — read the per-class IoU"
         )
     return warnings
@@ -57,24 +58,29 @@ def semantic_table(metrics: dict[str, Any], *, title: str) -> Table:
     for column in ("class", "IoU %", "Dice %", "boundary F1 %"):
         table.add_column(column, justify="left" if column == "class" else "right")
     for name, iou, dice, bf1 in per_class_rows(metrics):
-        table.add_row(name, _pct(iou), _pct(dice), _pct(bf1) if bf1 is not None else "-")
+        table.add_row(
+            name,
+            pct(iou),
+            pct(dice),
+            pct(bf1) if bf1 is not None else "-",
+        )
     return table
 
 
 def summary_lines(metrics: dict[str, Any]) -> list[str]:
     """The headline lines: mIoU (with its definition) first, accuracy beside its baseline."""
     lines = [
-        f"mIoU {_pct(metrics.get('miou'))} % ({metrics.get('miou_definition', 'dataset')}-level: "
+        f"mIoU {pct(metrics.get('miou'))} % ({metrics.get('miou_definition', 'dataset')}-level: "
         "intersections and unions summed over the split; per-image mean "
-        f"{_pct(metrics.get('miou_per_image'))} %)",
-        f"mean Dice {_pct(metrics.get('mean_dice'))} %, frequency-weighted IoU "
-        f"{_pct(metrics.get('fwiou'))} %, mean class accuracy "
-        f"{_pct(metrics.get('mean_class_accuracy'))} %",
-        f"pixel accuracy {_pct(metrics.get('pixel_accuracy'))} % vs majority-class baseline "
-        f"{_pct(metrics.get('majority_baseline_accuracy'))} %",
+        f"{pct(metrics.get('miou_per_image'))} %)",
+        f"mean Dice {pct(metrics.get('mean_dice'))} %, frequency-weighted IoU "
+        f"{pct(metrics.get('fwiou'))} %, mean class accuracy "
+        f"{pct(metrics.get('mean_class_accuracy'))} %",
+        f"pixel accuracy {pct(metrics.get('pixel_accuracy'))} % vs majority-class baseline "
+        f"{pct(metrics.get('majority_baseline_accuracy'))} %",
     ]
     if metrics.get("boundary_f1") is not None:
-        lines.append(f"boundary F1 {_pct(metrics['boundary_f1'])} % (tolerance 0.75 % of diagonal)")
+        lines.append(f"boundary F1 {pct(metrics['boundary_f1'])} % (tolerance 0.75 % of diagonal)")
     if metrics.get("auc_roc") is not None:
         lines.append(f"AUC-ROC {float(metrics['auc_roc']):.4f}")
     absent = metrics.get("absent_classes") or []
@@ -102,6 +108,6 @@ def semantic_markdown(metrics: dict[str, Any], *, title: str) -> str:
     out += ["", "| class | IoU % | Dice % | boundary F1 % |", "|---|---:|---:|---:|"]
     for name, iou, dice, bf1 in per_class_rows(metrics):
         out.append(
-            f"| {name} | {_pct(iou)} | {_pct(dice)} | {_pct(bf1) if bf1 is not None else '-'} |"
+            f"| {name} | {pct(iou)} | {pct(dice)} | {pct(bf1) if bf1 is not None else '-'} |"
         )
     return "\n".join(out) + "\n"

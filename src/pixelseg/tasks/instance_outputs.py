@@ -9,7 +9,7 @@ label came from, so scores and classes follow the objects into metrics and COCO 
 
 from __future__ import annotations
 
-from collections.abc import Callable, Iterable, Sequence
+from collections.abc import Callable, Hashable, Iterable, Sequence
 from dataclasses import dataclass
 from typing import Any
 
@@ -198,3 +198,65 @@ def tune_thresholds(
         "count_mae": results[best]["counting"]["count_mae"],
         "grid": grid,
     }
+
+
+class InstanceMetrics:
+    """COCO mask AP on the raw detections; matching AP and counting on the label image.
+
+    Args:
+        score_threshold: score a detection needs to enter the label image.
+        mask_threshold: mask probability a pixel needs to belong to a detection (both views).
+    """
+
+    def __init__(
+        self,
+        *,
+        score_threshold: float = DEFAULT_SCORE_THRESHOLD,
+        mask_threshold: float = DEFAULT_MASK_THRESHOLD,
+    ) -> None:
+        self.score_threshold = score_threshold
+        self.mask_threshold = mask_threshold
+        self.coco = InstanceEvaluator(compute_coco=True)
+        self.matching = InstanceEvaluator(compute_coco=False)
+
+    def reset(self) -> None:
+        """Forget every image seen so far."""
+        self.coco.reset()
+        self.matching.reset()
+
+    def update(
+        self,
+        detections: Detections,
+        true_masks: np.ndarray,
+        true_labels: np.ndarray,
+        image_id: Hashable | None = None,
+    ) -> None:
+        """Add one image: its detections and ``(N, H, W)`` bool true masks with 1-based labels."""
+        self.coco.update(
+            detections.probs >= self.mask_threshold,
+            true_masks,
+            scores=detections.scores,
+            image_id=image_id,
+            pred_categories=detections.labels,
+            true_categories=true_labels,
+        )
+        label_image, _ = detection_label_image(
+            detections, score_threshold=self.score_threshold, mask_threshold=self.mask_threshold
+        )
+        self.matching.update(label_image, true_masks, image_id=image_id)
+
+    def compute(self) -> dict[str, Any]:
+        """:meth:`InstanceEvaluator.compute` of the label images plus ``coco`` of the raw masks.
+
+        Flat keys for the epoch log and early stopping: ``mask_ap`` (COCO AP@[.5:.95], 0.0 when
+        undefined), ``mask_ap50``, ``matching_ap50`` and ``count_mae``.
+        """
+        result = self.matching.compute()
+        coco = self.coco.compute()["coco"]
+        result["coco"] = coco
+        result["mask_ap"] = float(coco["AP"] or 0.0)
+        result["mask_ap50"] = float(coco["AP50"] or 0.0)
+        result["matching_ap50"] = result["matching_ap_pooled"]["ap50"]
+        result["count_mae"] = result["counting"]["count_mae"]
+        result["thresholds"] = {"score": self.score_threshold, "mask": self.mask_threshold}
+        return result

@@ -17,7 +17,6 @@ from typing import Any
 
 import torch
 
-from pixelseg.engine.progress import progress_bar
 from pixelseg.engine.writer import atomic_write_json
 from pixelseg.tasks.instance_outputs import (
     DEFAULT_MASK_THRESHOLD,
@@ -30,11 +29,6 @@ from pixelseg.tasks.instance_outputs import (
 COCO_FILE = "predictions_coco.json"
 # Rewriting the whole JSON after every image would cost O(n^2) on large folders.
 _SAVE_EVERY_S = 10.0
-
-
-def output_paths(out: Path, image: Path) -> tuple[Path, Path]:
-    """Where the 16-bit label PNG and the overlay PNG of ``image`` go."""
-    return out / f"{image.stem}_instances.png", out / f"{image.stem}_overlay.png"
 
 
 def _previous_results(path: Path) -> dict[str, tuple[dict[str, Any], list[dict[str, Any]]]]:
@@ -98,10 +92,10 @@ def predict_files(
     Returns:
         ``(written, skipped)`` image counts.
     """
-    from pixelseg.data.io import read_image
     from pixelseg.data.normalize import Normalizer, image_to_float
     from pixelseg.engine.precision import resolve_device
     from pixelseg.engine.run_dir import load_model, read_run
+    from pixelseg.inference.predict import predict_each, read_model_input
     from pixelseg.report.instance_figures import save_contour_overlay, save_label_png16
 
     _, info = read_run(run_dir)
@@ -115,34 +109,33 @@ def predict_files(
     out.mkdir(parents=True, exist_ok=True)
     previous = _previous_results(out / COCO_FILE)
     results = _CocoFile(out / COCO_FILE, list(info.class_names))
-    written = skipped = 0
-    with progress_bar("predict", total=len(files)) as advance:
-        for path in files:
-            label_path, overlay_path = output_paths(out, path)
-            if label_path.exists() and overlay_path.exists() and path.name in previous:
-                results.add(*previous[path.name])
-                skipped += 1
-                advance()
-                continue
-            image = read_image(path)
-            tensor = normalizer(image_to_float(image)).to(dev)
-            (output,) = model([tensor])
-            detections = Detections.from_output(output)
-            label_image, sources = detection_label_image(
-                detections, score_threshold=score_threshold, mask_threshold=mask_threshold
-            )
-            save_contour_overlay(overlay_path, image, label_image)
-            save_label_png16(label_path, label_image)
-            entry = {"file_name": path.name, "height": image.shape[0], "width": image.shape[1]}
-            annotations = coco_results(
-                label_image,
-                detections.scores[sources],
-                detections.labels[sources],
-                image_id=0,
-            )
-            results.add(entry, annotations)
-            results.save()
-            written += 1
-            advance()
+
+    def is_done(path: Path) -> bool:
+        if path.name not in previous:
+            return False
+        results.add(*previous[path.name])
+        return True
+
+    def predict_one(path: Path, label_path: Path, overlay_path: Path) -> None:
+        image = read_model_input(path, info.in_channels)
+        tensor = normalizer(image_to_float(image)).to(dev)
+        (output,) = model([tensor])
+        detections = Detections.from_output(output)
+        label_image, sources = detection_label_image(
+            detections, score_threshold=score_threshold, mask_threshold=mask_threshold
+        )
+        save_contour_overlay(overlay_path, image, label_image)
+        save_label_png16(label_path, label_image)
+        entry = {"file_name": path.name, "height": image.shape[0], "width": image.shape[1]}
+        annotations = coco_results(
+            label_image,
+            detections.scores[sources],
+            detections.labels[sources],
+            image_id=0,
+        )
+        results.add(entry, annotations)
+        results.save()
+
+    counts = predict_each(files, out, predict_one, label="instances", is_done=is_done)
     results.save(force=True)
-    return written, skipped
+    return counts

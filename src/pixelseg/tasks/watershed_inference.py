@@ -17,7 +17,6 @@ from rich.console import Console
 
 from pixelseg.engine.progress import progress_bar
 from pixelseg.engine.setup import Job
-from pixelseg.errors import DataError
 from pixelseg.metrics.confusion import ConfusionMatrix
 from pixelseg.metrics.instance import InstanceEvaluator
 from pixelseg.report.instance_report import instance_markdown, print_instance_report
@@ -176,11 +175,6 @@ def markdown_report(result: dict[str, Any], *, title: str) -> str:
     return instance_markdown(result, title=title) + "\n" + lines
 
 
-def output_paths(out: Path, image: Path) -> tuple[Path, Path]:
-    """Where the 16-bit instance label PNG and the contour overlay of ``image`` go."""
-    return out / f"{image.stem}_instances.png", out / f"{image.stem}_overlay.png"
-
-
 def predict_files(
     run_dir: str | Path, files: list[Path], out: Path, *, device: str
 ) -> tuple[int, int]:
@@ -195,10 +189,10 @@ def predict_files(
     Raises:
         DataError: an image whose band count differs from the training images'.
     """
-    from pixelseg.data.io import read_image
     from pixelseg.data.normalize import Normalizer, image_to_float
     from pixelseg.engine.precision import autocast_factory, resolve_device, resolve_precision
     from pixelseg.engine.run_dir import load_model, read_run
+    from pixelseg.inference.predict import predict_each, read_model_input
     from pixelseg.report.instance_figures import save_contour_overlay, save_label_png16
 
     _, info = read_run(run_dir)
@@ -209,33 +203,18 @@ def predict_files(
     dev = resolve_device(device)
     autocast = autocast_factory(resolve_precision("auto", dev), dev)
     model = load_model(run_dir).to(dev)
-    written = skipped = 0
-    with progress_bar("predict", total=len(files)) as advance:
-        for path in files:
-            label_path, overlay_path = output_paths(out, path)
-            if label_path.exists() and overlay_path.exists():
-                skipped += 1
-                advance()
-                continue
-            image = read_image(path)
-            if image.ndim == 2:
-                image = image[..., None]
-            if image.shape[2] != info.in_channels:
-                raise DataError(
-                    path,
-                    f"image has {image.shape[2]} bands; the model was trained on "
-                    f"{info.in_channels}",
-                )
-            probs, distance = predict_maps(
-                model,
-                normalizer(image_to_float(image)),
-                num_classes=num_classes,
-                distance_head=settings.distance_head,
-                autocast=autocast,
-            )
-            labels = apply_postprocess(probs, distance, postprocess)
-            save_contour_overlay(overlay_path, image, labels)
-            save_label_png16(label_path, labels)
-            written += 1
-            advance()
-    return written, skipped
+
+    def predict_one(path: Path, label_path: Path, overlay_path: Path) -> None:
+        image = read_model_input(path, info.in_channels)
+        probs, distance = predict_maps(
+            model,
+            normalizer(image_to_float(image)),
+            num_classes=num_classes,
+            distance_head=settings.distance_head,
+            autocast=autocast,
+        )
+        labels = apply_postprocess(probs, distance, postprocess)
+        save_contour_overlay(overlay_path, image, labels)
+        save_label_png16(label_path, labels)
+
+    return predict_each(files, out, predict_one, label="instances")

@@ -19,7 +19,7 @@ from scipy import ndimage
 from torch import nn
 
 from pixelseg.config import WatershedConfig
-from pixelseg.metrics.matching import label_image_overlap, match_counts, matching_scores
+from pixelseg.metrics.matching import pooled_ap50
 from pixelseg.postprocess.watershed import (
     WatershedParams,
     connected_components_instances,
@@ -126,21 +126,10 @@ def tune_postprocess(
     best_settings, best_score = base, -1.0
     for threshold in settings.foreground_thresholds:
         candidate = {**base, "threshold": float(threshold)}
-        counts = np.zeros(3, dtype=np.int64)
-        for probs, truth in zip(prob_maps, true_label_images):
-            overlap, _, _ = label_image_overlap(apply_postprocess(probs, None, candidate), truth)
-            tp, fp, fn = match_counts(overlap.iou, (0.5,))
-            counts += (tp[0], fp[0], fn[0])
-        score = float(matching_scores(counts[:1], counts[1:2], counts[2:])[0])
-        table.append(
-            {
-                **candidate,
-                "tp": int(counts[0]),
-                "fp": int(counts[1]),
-                "fn": int(counts[2]),
-                "matching_ap50_pooled": score,
-            }
-        )
+        preds = (apply_postprocess(probs, None, candidate) for probs in prob_maps)
+        row = {**candidate, **pooled_ap50(preds, true_label_images)}
+        table.append(row)
+        score = row["matching_ap50_pooled"]
         if score > best_score:
             best_settings, best_score = candidate, score
     return best_settings, table
