@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 from collections.abc import Iterator, Sequence
+from typing import Any
 
 import numpy as np
 import torch
@@ -25,6 +26,37 @@ def _train_images(dataset: MaskFolderDataset) -> Iterator[tuple[torch.Tensor, np
         loaded = dataset.load(index)
         valid = None if loaded.nodata is None else ~loaded.nodata
         yield image_to_float(loaded.image), valid
+
+
+def check_split_names(splits: Sequence[str]) -> None:
+    """Refuse a split name other than train, val and test.
+
+    Raises:
+        ConfigError: naming the unknown split.
+    """
+    unknown = [s for s in splits if s not in SPLITS]
+    if unknown:
+        raise ConfigError(f"unknown split {unknown[0]!r}; choose from {', '.join(SPLITS)}")
+
+
+def plan_splits(data: DataConfig, samples: Sequence[Any]) -> tuple[dict[str, list[str]], int, str]:
+    """Assign sample ids to splits and read the band count and dtype of the first image.
+
+    Args:
+        data: the ``[data]`` section.
+        samples: the dataset's samples (each with ``.id`` and ``.image``).
+
+    Returns:
+        ``(members per split, bands, dtype name)``.
+
+    Raises:
+        DataError: no samples.
+    """
+    if not samples:
+        raise DataError(data.root, "empty dataset: no samples found")
+    members = assign_splits([s.id for s in samples], data.split)
+    first = read_image(samples[0].image, max_pixels=data.max_pixels)
+    return members, int(first.shape[2]), str(first.dtype)
 
 
 def build_datasets(
@@ -53,19 +85,13 @@ def build_datasets(
         ConfigError: an unknown split or a non-semantic ``data.format``.
     """
     data = config.data
-    unknown = [s for s in splits if s not in SPLITS]
-    if unknown:
-        raise ConfigError(f"unknown split {unknown[0]!r}; choose from {', '.join(SPLITS)}")
+    check_split_names(splits)
     if data.format != "mask_folder":
         raise ConfigError(f"data.format {data.format!r} is not a semantic mask-folder format")
     if verify:
         raise_if_errors(check_dataset(config), data.root)
     everything = MaskFolderDataset(data)
-    if not everything.samples:
-        raise DataError(data.root, "empty dataset: no samples found")
-    members = assign_splits([s.id for s in everything.samples], data.split)
-    first = read_image(everything.samples[0].image, max_pixels=data.max_pixels)
-    bands, dtype = first.shape[2], str(first.dtype)
+    members, bands, dtype = plan_splits(data, everything.samples)
     if normalizer is None:
         train_set = MaskFolderDataset(data, ids=members["train"])
         if not len(train_set):

@@ -11,6 +11,7 @@ import numpy as np
 import torch
 
 from pixelseg.config import Config
+from pixelseg.data.build import check_split_names, plan_splits
 from pixelseg.data.check_report import raise_if_errors
 from pixelseg.data.instance_check import check_instances
 from pixelseg.data.instance_dataset import InstanceDataset
@@ -18,8 +19,7 @@ from pixelseg.data.instance_formats import InstanceFiles
 from pixelseg.data.instance_transforms import build_instance_transforms
 from pixelseg.data.io import read_image
 from pixelseg.data.normalize import Normalizer, choose_normalizer, image_to_float
-from pixelseg.data.splits import SPLITS, assign_splits
-from pixelseg.errors import ConfigError, DataError
+from pixelseg.errors import DataError
 
 
 def _train_images(
@@ -56,17 +56,11 @@ def build_instance_datasets(
         ConfigError: an unknown split or a non-instance ``data.format``.
     """
     data = config.data
-    unknown = [s for s in splits if s not in SPLITS]
-    if unknown:
-        raise ConfigError(f"unknown split {unknown[0]!r}; choose from {', '.join(SPLITS)}")
+    check_split_names(splits)
     if verify:
         raise_if_errors(check_instances(config), data.root)
     everything = InstanceDataset(data)
-    if not everything.samples:
-        raise DataError(data.root, "empty dataset: no samples found")
-    members = assign_splits([s.id for s in everything.samples], data.split)
-    first = read_image(everything.samples[0].image, max_pixels=data.max_pixels)
-    bands, dtype = first.shape[2], str(first.dtype)
+    members, bands, dtype = plan_splits(data, everything.samples)
     if normalizer is None:
         by_id = {s.id: s for s in everything.samples}
         train_files = [by_id[i] for i in members["train"]]
