@@ -32,7 +32,7 @@ pytest: $(STAMP)
 
 test: lint typecheck pytest
 
-# The benchmark also needs the peer (segmentation-models-pytorch, the `bench` extra).
+# The benchmark also needs the peers (segmentation-models-pytorch, cellpose: the `bench` extra).
 BENCH_STAMP := $(VENV)/.bench-installed-$(HASH)
 
 $(BENCH_STAMP): $(STAMP)

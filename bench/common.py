@@ -75,6 +75,16 @@ def smp_version() -> str | None:
     return str(smp.__version__)
 
 
+def package_version(name: str) -> str | None:
+    """The installed version of distribution ``name``, or ``None``."""
+    from importlib.metadata import PackageNotFoundError, version
+
+    try:
+        return version(name)
+    except PackageNotFoundError:
+        return None
+
+
 def machine_info() -> dict[str, Any]:
     """CPU, core and thread counts, bf16 support, and the versions that shape the numbers."""
     import torchvision
@@ -94,6 +104,7 @@ def machine_info() -> dict[str, Any]:
             "torch": torch.__version__,
             "torchvision": torchvision.__version__,
             "segmentation_models_pytorch": smp_version(),
+            "cellpose": package_version("cellpose"),
         },
         "git_commit": git_commit(),
         "date": time.strftime("%Y-%m-%dT%H:%M:%S%z"),

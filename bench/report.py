@@ -23,6 +23,7 @@ from typing import Any
 sys.path.insert(0, str(Path(__file__).resolve().parent))
 
 from common import PEER_MODEL, REPO_ROOT, RESULTS_DIR
+from instance_report import instance_section
 from pixelseg.engine.writer import atomic_write_text
 from precision_speed import precision_section
 
@@ -249,7 +250,8 @@ def machine_section(results: Sequence[Result]) -> list[str]:
         f"- pixelseg {values('machine', 'versions', 'pixelseg')}, torch "
         f"{values('machine', 'versions', 'torch')}, torchvision "
         f"{values('machine', 'versions', 'torchvision')}, segmentation_models_pytorch "
-        f"{values('machine', 'versions', 'segmentation_models_pytorch')}, Python "
+        f"{values('machine', 'versions', 'segmentation_models_pytorch')}, cellpose "
+        f"{values('machine', 'versions', 'cellpose')}, Python "
         f"{values('machine', 'python')}",
         f"- git commit {values('machine', 'git_commit')}; measured {dates}",
         "",
@@ -308,6 +310,7 @@ def render(
         "Ablation: plain CE vs Dice + weighted CE — rare classes",
         [("Rare-class IoU %", _rare_iou)],
     )
+    out += instance_section(results, Path(results_dir))
     return "\n".join(out) + "\n"
 
 

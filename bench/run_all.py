@@ -27,10 +27,22 @@ from pathlib import Path
 
 sys.path.insert(0, str(Path(__file__).resolve().parent))
 
-from common import DATASETS, PEER_MODEL, REPO_ROOT, RESULTS_DIR, smp_version, write_result
+from common import (
+    DATASETS,
+    PEER_MODEL,
+    REPO_ROOT,
+    RESULTS_DIR,
+    package_version,
+    smp_version,
+    write_result,
+)
+from instance_quality import run_instance
+from instance_speed import measure as measure_instance_speed
 from precision_speed import measure as measure_precision
 from report import generate
 from semantic_quality import bench_config, probe, run_quality
+
+INSTANCE_SEEDS = (0, 1)
 
 HEADLINE_SEEDS = (0, 1)
 # Quick mode: a few ISBI images and small crops, so the whole harness runs in seconds.
@@ -99,6 +111,19 @@ def ablation_rows(budget: float, seed: int = 0) -> list[Row]:
     return rows
 
 
+def instance_rows(budget: float) -> list[Row]:
+    """DSB2018: every instance method at one budget; the default and the peer get two seeds.
+
+    Ordered so that a partial run already compares the default with the peer and the baseline.
+    """
+    from instance_quality import DEFAULT_METHOD, METHODS, PEER_METHOD
+
+    first = [DEFAULT_METHOD, PEER_METHOD, "unet_cc", "maskrcnn_align", "maskrcnn_pool"]
+    second = [DEFAULT_METHOD, PEER_METHOD, "unet_cc"]
+    order = [(m, 0) for m in first] + [(m, s) for s in INSTANCE_SEEDS[1:] for m in second]
+    return [Row("instance", "dsb2018", m, METHODS[m][2], seed, budget) for m, seed in order]
+
+
 def quick_rows(budget: float) -> list[Row]:
     """One dataset, one seed: the headline pair and one ablation row, on a tiny subset."""
     rows = headline_rows(budget, (0,), ("isbi2012",))
@@ -153,6 +178,9 @@ def main(argv: Sequence[str] | None = None) -> int:
     parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     parser.add_argument("--budget", type=float, help="headline seconds per run (default 600)")
     parser.add_argument("--ablation-budget", type=float, default=180.0)
+    parser.add_argument(
+        "--instance-budget", type=float, default=1800.0, help="seconds per DSB2018 instance run"
+    )
     parser.add_argument("--only", help="run only rows whose name matches (glob or substring)")
     parser.add_argument("--quick", action="store_true", help="smoke run: tiny budgets and data")
     parser.add_argument("--probe", action="store_true", help="only measure steps/s")
@@ -171,6 +199,7 @@ def main(argv: Sequence[str] | None = None) -> int:
     else:
         budget = args.budget or 600.0
         rows = headline_rows(budget, HEADLINE_SEEDS, DATASETS) + ablation_rows(args.ablation_budget)
+        rows += instance_rows(args.instance_budget)
         probe_steps = args.probe_steps
     if args.probe:
         return run_probe(results_dir, args.budget or 600.0, probe_steps)
@@ -182,6 +211,8 @@ def main(argv: Sequence[str] | None = None) -> int:
             )
         print("segmentation_models_pytorch is not installed: skipping the peer rows", flush=True)
         rows = [r for r in rows if r.model != PEER_MODEL]
+    if package_version("cellpose") is None and any(r.model == "cellpose" for r in rows):
+        parser.error("the Cellpose peer rows need cellpose: pip install -e '.[bench]'")
     if args.list:
         for row in rows:
             print(f"{row.name}  ({row.budget:g} s)")
@@ -197,25 +228,38 @@ def main(argv: Sequence[str] | None = None) -> int:
         print(f"\n=== [{index}/{len(todo)}] {row.name} ===", flush=True)
         start = time.perf_counter()
         try:
-            run_quality(
-                dataset=row.dataset,
-                model=row.model,
-                budget=row.budget,
-                seed=row.seed,
-                sets=row.sets,
-                out=results_dir / f"{row.name}.json",
-                group=row.group,
-                label=row.label,
-                probe_steps=probe_steps,
-            )
+            if row.group == "instance":
+                run_instance(
+                    method=row.model,
+                    budget=row.budget,
+                    seed=row.seed,
+                    out=results_dir / f"{row.name}.json",
+                )
+            else:
+                run_quality(
+                    dataset=row.dataset,
+                    model=row.model,
+                    budget=row.budget,
+                    seed=row.seed,
+                    sets=row.sets,
+                    out=results_dir / f"{row.name}.json",
+                    group=row.group,
+                    label=row.label,
+                    probe_steps=probe_steps,
+                )
         except Exception:  # one broken row must not cost the others; reported at the end
             traceback.print_exc()
             failed.append(row.name)
-        print(f"=== {row.name}: {time.perf_counter() - start:.0f} s ===", flush=True)
+        finally:
+            print(f"=== {row.name}: {time.perf_counter() - start:.0f} s ===", flush=True)
     precision_file = results_dir / "precision.json"
     if not args.quick and not args.only and not precision_file.is_file():
         print("\n=== precision: fp32 vs bf16 step times ===", flush=True)
         write_result(precision_file, measure_precision())
+    speed_file = results_dir / "instance_speed.json"
+    if not args.quick and not args.only and not speed_file.is_file():
+        print("\n=== Mask R-CNN R50-FPN inference: pixelseg vs torchvision ===", flush=True)
+        write_result(speed_file, measure_instance_speed())
     note = "Quick smoke run (--quick): a tiny data subset and budgets of seconds; not results."
     path = generate(results_dir, report, note=note if args.quick else None)
     print(f"\nreport: {path}")
