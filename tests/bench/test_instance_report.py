@@ -50,6 +50,7 @@ def _results() -> list[dict[str, Any]]:
         _result("unet_watershed", 0, ap50=0.70, mae=2.0, merges=10),
         _result("unet_watershed", 1, ap50=0.74, mae=3.0, merges=14),
         _result("unet_cc", 0, ap50=0.60, mae=5.0, merges=12),
+        _result("unet_cc", 1, ap50=0.60, mae=6.0, merges=12),
         _result("cellpose", 0, ap50=0.72, mae=4.0, merges=20),
         _result("cellpose", 1, ap50=0.50, mae=4.0, merges=20),
     ]
@@ -61,7 +62,7 @@ def test_quality_table_holds_mean_and_half_range_from_the_results(tmp_path: Path
     # WS: AP50 pooled (70, 74) -> 72.0 ± 2.0; count MAE (2, 3) -> 2.50 ± 0.50; merges 12 ± 2.
     assert "| WS | 2 | 72.0 ± 2.0 | 36.0 ± 1.0 | 62.0 ± 2.0 |" in text
     assert "| 2.50 ± 0.50 | 12 ± 2 | 3 ± 0 |" in text
-    assert "| CC | 1 | 60.0 | 30.0 |" in text
+    assert "| CC | 2 | 60.0 ± 0.0 | 30.0 ± 0.0 |" in text
     rows = [line for line in text.splitlines() if line.startswith("| WS |")]
     assert len(rows) == 2  # the quality table and the run table
 
@@ -78,6 +79,13 @@ def test_verdicts_need_every_seed_to_win(tmp_path: Path) -> None:
     assert verdicts[("WS vs CC", "merges")] == "no"
     # AP50: worst WS 70 < best Cellpose 72 although the WS mean is higher -> no.
     assert verdicts[("WS vs CP", "AP50 pooled %")] == "no"
+
+
+def test_one_seed_gives_no_verdict(tmp_path: Path) -> None:
+    results = [r for r in _results() if not (r["method"] == "unet_cc" and r["seed"] == 1)]
+    text = "\n".join(instance_report.instance_section(results, tmp_path))
+    row = "| WS vs CC | count MAE | 2.50 vs 5.00 | -2.50 | 0.50 / 0.00 | 2 / 1 | — (one seed"
+    assert row in text
 
 
 @pytest.mark.parametrize("higher", [True, False])

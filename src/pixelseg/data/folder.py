@@ -143,6 +143,10 @@ def find_samples(data: DataConfig) -> list[SamplePaths]:
     return samples
 
 
+def _hw(shape: tuple[int, ...]) -> tuple[int, int]:
+    return int(shape[0]), int(shape[1])
+
+
 def size_mismatch(paths: SamplePaths, image_hw: tuple[int, int], mask_hw: tuple[int, int]) -> str:
     """The problem text for an image and mask of different sizes (EXIF rotation named)."""
     header = read_header(paths.image)
@@ -170,14 +174,14 @@ def load_sample(paths: SamplePaths, classmap: ClassMap, data: DataConfig) -> Loa
         raise DataError(paths.mask, f"missing mask for image {paths.image.name}")
     raw = read_mask(paths.mask, max_pixels=data.max_pixels, palette_colours=classmap.expects_colour)
     if raw.shape[:2] != image.shape[:2]:
-        raise DataError(paths.mask, size_mismatch(paths, image.shape[:2], raw.shape[:2]))
+        raise DataError(paths.mask, size_mismatch(paths, _hw(image.shape), _hw(raw.shape)))
     label = classmap.encode(raw, paths.mask)
     if paths.valid is not None:
         if not paths.valid.is_file():
             raise DataError(paths.valid, f"missing valid-region mask for image {paths.image.name}")
         valid = read_valid_mask(paths.valid)
         if valid.shape != label.shape:
-            raise DataError(paths.valid, size_mismatch(paths, image.shape[:2], valid.shape))
+            raise DataError(paths.valid, size_mismatch(paths, _hw(image.shape), _hw(valid.shape)))
         label[~valid] = classmap.ignore_index
     nodata_value = data.nodata
     if nodata_value is None and paths.image.suffix.lower() in TIFF_SUFFIXES:

@@ -161,7 +161,7 @@ class InstanceSource:
                 image, an unknown class; the message names the file and the object.
         """
         image = read_image(files.image, max_pixels=self.data.max_pixels)
-        shape = image.shape[:2]
+        shape = (int(image.shape[0]), int(image.shape[1]))
         if self.coco is not None and files.coco_image is not None:
             objects, ids, labels, ignore = self.coco.decode(files.coco_image, shape)
             painted = self._paint(objects, shape, files, self.coco.path)
@@ -184,7 +184,7 @@ class InstanceSource:
         return loaded
 
     def _load_kaggle(self, files: InstanceFiles, image: np.ndarray) -> LoadedInstances:
-        shape = image.shape[:2]
+        shape = (int(image.shape[0]), int(image.shape[1]))
         masks = []
         for path in files.objects:
             mask = read_mask(path, max_pixels=self.data.max_pixels)

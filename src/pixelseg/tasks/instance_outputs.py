@@ -91,7 +91,7 @@ def detection_label_image(
     kept = np.flatnonzero(detections.scores >= score_threshold)
     kept = kept[np.argsort(-detections.scores[kept], kind="stable")]
     ys, xs = np.unravel_index(first, label_image.shape)
-    for y, x in zip(ys, xs, strict=True):
+    for y, x in zip(np.atleast_1d(ys).tolist(), np.atleast_1d(xs).tolist(), strict=True):
         covering = detections.probs[kept, y, x] >= mask_threshold
         sources[int(label_image[y, x]) - 1] = kept[int(np.argmax(covering))]
     return label_image, sources
