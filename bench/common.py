@@ -159,6 +159,15 @@ def probe_train_speed(
             nn.utils.clip_grad_norm_(model.parameters(), train.grad_clip)
         optimizer.step()
 
+    return time_steps(step, steps=steps, batch_size=train.batch_size)
+
+
+def time_steps(step: Callable[[], None], *, steps: int, batch_size: int) -> dict[str, float]:
+    """Time ``steps`` calls of ``step`` after one untimed warm-up call.
+
+    Returns:
+        ``steps_per_second``, ``images_per_second``, ``seconds_per_step`` and ``steps`` (timed).
+    """
     step()  # warm-up: oneDNN primitive creation and allocator growth
     start = time.perf_counter()
     for _ in range(steps):
@@ -168,5 +177,5 @@ def probe_train_speed(
         "steps": steps,
         "seconds_per_step": seconds,
         "steps_per_second": 1.0 / seconds,
-        "images_per_second": train.batch_size / seconds,
+        "images_per_second": batch_size / seconds,
     }

@@ -30,7 +30,7 @@ import torch
 
 sys.path.insert(0, str(Path(__file__).resolve().parent))
 
-from common import CONFIG_DIR, machine_info, write_result
+from common import CONFIG_DIR, machine_info, time_steps, write_result
 from pixelseg.config import Config, load_config
 
 SCHEMA = 1
@@ -99,18 +99,12 @@ def probe_job(config: Config, *, steps: int = 2) -> dict[str, Any]:
         loss.float().backward()
         optimizer.step()
 
-    step(batches[0])
-    start = time.perf_counter()
-    for batch in batches[1:]:
-        step(batch)
-    seconds = (time.perf_counter() - start) / steps
-    return {
-        "steps": steps,
-        "seconds_per_step": seconds,
-        "steps_per_second": 1.0 / seconds,
-        "images_per_second": config.train.batch_size / seconds,
-        "parameters_millions": sum(p.numel() for p in model.parameters()) / 1e6,
-    }
+    remaining = iter(batches)
+    speed: dict[str, Any] = time_steps(
+        lambda: step(next(remaining)), steps=steps, batch_size=config.train.batch_size
+    )
+    speed["parameters_millions"] = sum(p.numel() for p in model.parameters()) / 1e6
+    return speed
 
 
 def _run_pixelseg(config: Config, run_dir: Path) -> tuple[dict[str, Any], dict[str, Any]]:

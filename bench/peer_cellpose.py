@@ -35,6 +35,7 @@ import numpy as np
 import torch
 from scipy import ndimage
 
+from common import time_steps
 from pixelseg.config import Config
 from pixelseg.data.build import plan_splits
 from pixelseg.data.instance_dataset import InstanceDataset
@@ -102,17 +103,7 @@ def probe_speed(seed: int, *, steps: int = 2) -> dict[str, float]:
         loss.backward()
         optimizer.step()
 
-    step()
-    start = time.perf_counter()
-    for _ in range(steps):
-        step()
-    seconds = (time.perf_counter() - start) / steps
-    return {
-        "steps": steps,
-        "seconds_per_step": seconds,
-        "steps_per_second": 1.0 / seconds,
-        "images_per_second": BATCH_SIZE / seconds,
-    }
+    return time_steps(step, steps=steps, batch_size=BATCH_SIZE)
 
 
 def train_cellpose(
