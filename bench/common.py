@@ -111,6 +111,37 @@ def machine_info() -> dict[str, Any]:
     }
 
 
+def run_fields(
+    summary: dict[str, Any], metrics: dict[str, Any], speed: dict[str, Any], *, started: float
+) -> dict[str, Any]:
+    """The fields every trained row records: probe, what the run did, metrics and machine.
+
+    Args:
+        summary: the run's ``steps``, ``epochs``, ``images_seen``, ``train_seconds``,
+            ``best_epoch``, ``precision`` and ``device``.
+        metrics: the evaluation (with ``images_per_second``).
+        speed: the probe's result.
+        started: ``time.perf_counter()`` when the row began (for ``wall_seconds``).
+    """
+    seconds = float(summary["train_seconds"]) or 1e-9
+    return {
+        "probe": speed,
+        "steps": int(summary["steps"]),
+        "epochs": summary["epochs"],
+        "images_seen": int(summary["images_seen"]),
+        "train_seconds": seconds,
+        "steps_per_second": summary["steps"] / seconds,
+        "train_images_per_second": summary["images_seen"] / seconds,
+        "eval_images_per_second": metrics["images_per_second"],
+        "best_epoch": summary["best_epoch"],
+        "precision": summary["precision"],
+        "device": summary["device"],
+        "metrics": metrics,
+        "wall_seconds": time.perf_counter() - started,
+        "machine": machine_info(),
+    }
+
+
 def write_result(path: str | Path, result: dict[str, Any]) -> Path:
     """Write a result JSON atomically (NaN becomes ``null``)."""
     Path(path).parent.mkdir(parents=True, exist_ok=True)

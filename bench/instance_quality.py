@@ -30,7 +30,7 @@ import torch
 
 sys.path.insert(0, str(Path(__file__).resolve().parent))
 
-from common import CONFIG_DIR, machine_info, time_steps, write_result
+from common import CONFIG_DIR, run_fields, time_steps, write_result
 from pixelseg.config import Config, load_config
 
 SCHEMA = 1
@@ -175,7 +175,6 @@ def run_instance(
     finally:
         if not keep_run:
             shutil.rmtree(run_dir, ignore_errors=True)
-    seconds = float(summary["train_seconds"]) or 1e-9
     result = {
         "schema": SCHEMA,
         "group": "instance",
@@ -190,25 +189,12 @@ def run_instance(
         "budget_s": float(budget),
         "seed": int(seed),
         "split": REPORT_SPLIT,
-        "probe": speed,
-        "steps": int(summary["steps"]),
-        "epochs": float(summary["epochs"]),
-        "images_seen": int(summary["images_seen"]),
-        "train_seconds": seconds,
-        "steps_per_second": summary["steps"] / seconds,
-        "train_images_per_second": summary["images_seen"] / seconds,
-        "eval_images_per_second": metrics["images_per_second"],
-        "best_epoch": summary["best_epoch"],
-        "precision": summary["precision"],
-        "device": summary["device"],
         **extra,
-        "metrics": metrics,
-        "wall_seconds": time.perf_counter() - started,
-        "machine": machine_info(),
+        **run_fields(summary, metrics, speed, started=started),
     }
     log(
         f"[{label} / seed {seed}] {result['steps']} steps, {result['images_seen']} images in "
-        f"{seconds:.0f} s; test: {_headline(metrics)}"
+        f"{result['train_seconds']:.0f} s; test: {_headline(metrics)}"
     )
     if out is not None:
         write_result(out, result)

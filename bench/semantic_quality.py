@@ -33,8 +33,8 @@ from common import (
     CONFIG_DIR,
     DATASETS,
     PEER_MODEL,
-    machine_info,
     probe_train_speed,
+    run_fields,
     write_result,
 )
 from pixelseg.config import Config, load_config
@@ -158,7 +158,6 @@ def run_quality(
     finally:
         if not keep_run:
             shutil.rmtree(run_dir, ignore_errors=True)
-    seconds = float(summary["train_seconds"]) or 1e-9
     result = {
         "schema": SCHEMA,
         "group": group,
@@ -172,24 +171,12 @@ def run_quality(
         "budget_s": float(budget),
         "seed": int(seed),
         "split": SPLIT,
-        "probe": speed,
-        "steps": int(summary["steps"]),
-        "epochs": int(summary["epochs"]),
-        "images_seen": int(summary["images_seen"]),
-        "train_seconds": seconds,
-        "steps_per_second": summary["steps"] / seconds,
-        "train_images_per_second": summary["images_seen"] / seconds,
-        "eval_images_per_second": metrics["images_per_second"],
-        "best_epoch": summary["best_epoch"],
-        "precision": summary["precision"],
-        "device": summary["device"],
-        "metrics": metrics,
-        "wall_seconds": time.perf_counter() - started,
-        "machine": machine_info(),
+        **run_fields(summary, metrics, speed, started=started),
     }
     log(
         f"[{dataset} / {label} / seed {seed}] {result['steps']} steps, {result['images_seen']} "
-        f"images in {seconds:.0f} s: val mIoU {metrics['miou']:.4f}, pixel accuracy "
+        f"images in {result['train_seconds']:.0f} s: val mIoU {metrics['miou']:.4f}, "
+        f"pixel accuracy "
         f"{metrics['pixel_accuracy']:.4f}, boundary F1 {metrics['boundary_f1']:.4f}"
     )
     if out is not None:
