@@ -12,7 +12,7 @@ import os
 import platform
 import subprocess
 import time
-from collections.abc import Callable
+from collections.abc import Callable, Sequence
 from pathlib import Path
 from typing import Any
 
@@ -140,6 +140,16 @@ def run_fields(
         "wall_seconds": time.perf_counter() - started,
         "machine": machine_info(),
     }
+
+
+def instance_splits(config: Config, splits: Sequence[str]) -> dict[str, Any]:
+    """One raw ``InstanceDataset`` per split (no transform or normalisation), from one listing."""
+    from pixelseg.data.build import plan_splits
+    from pixelseg.data.instance_dataset import InstanceDataset
+
+    everything = InstanceDataset(config.data)
+    members, _, _ = plan_splits(config.data, everything.samples)
+    return {name: InstanceDataset(config.data, ids=members[name]) for name in splits}
 
 
 def write_result(path: str | Path, result: dict[str, Any]) -> Path:

@@ -34,7 +34,7 @@ import torch
 
 sys.path.insert(0, str(Path(__file__).resolve().parent))
 
-from common import CONFIG_DIR, machine_info, write_result
+from common import CONFIG_DIR, instance_splits, machine_info, write_result
 from pixelseg.config import load_config
 
 SCHEMA = 1
@@ -45,15 +45,10 @@ TORCHVISION_ANCHORS = ((32,), (64,), (128,), (256,), (512,))
 
 def test_images(count: int, size: int) -> list[torch.Tensor]:
     """``count`` DSB2018 test images as ``(3, size, size)`` floats in ``[0, 1]`` (crop or pad)."""
-    from pixelseg.data.build import plan_splits
-    from pixelseg.data.instance_dataset import InstanceDataset
-
     config = load_config(CONFIG_DIR / "dsb2018_instances.toml")
-    everything = InstanceDataset(config.data)
-    members, _, _ = plan_splits(config.data, everything.samples)
-    dataset = InstanceDataset(config.data, ids=members["test"][:count])
+    dataset = instance_splits(config, ("test",))["test"]
     images = []
-    for index in range(len(dataset)):
+    for index in range(min(count, len(dataset))):
         image = dataset.load(index).image[..., :3].astype(np.float32) / 255.0
         canvas = np.zeros((size, size, 3), np.float32)
         height, width = min(size, image.shape[0]), min(size, image.shape[1])

@@ -33,14 +33,13 @@ from typing import Any
 
 import numpy as np
 import torch
-from scipy import ndimage
 
-from common import time_steps
+from common import instance_splits, time_steps
 from pixelseg.config import Config
-from pixelseg.data.build import plan_splits
 from pixelseg.data.instance_dataset import InstanceDataset
 from pixelseg.metrics.instance import InstanceEvaluator
 from pixelseg.metrics.matching import pooled_ap50
+from pixelseg.tasks.watershed_postprocess import mean_per_object
 
 DIAM_MEAN = 17.0  # Cellpose's nuclei model convention
 BATCH_SIZE = 8  # train_seg's default
@@ -63,11 +62,8 @@ class Split:
     labels: list[np.ndarray]
 
 
-def load_split(config: Config, split: str) -> Split:
-    """The images (grey, float32) and instance label images of one split of the config."""
-    everything = InstanceDataset(config.data)
-    members, _, _ = plan_splits(config.data, everything.samples)
-    dataset = InstanceDataset(config.data, ids=members[split])
+def load_split(dataset: InstanceDataset) -> Split:
+    """The images (grey, float32) and instance label images of one split's raw dataset."""
     ids, images, labels = [], [], []
     for index in range(len(dataset)):
         loaded = dataset.load(index)
@@ -169,12 +165,7 @@ def train_cellpose(
 
 
 def _scores(cellprob: np.ndarray, labels: np.ndarray) -> dict[int, float]:
-    ids = np.unique(labels)
-    ids = ids[ids != 0]
-    if ids.size == 0:
-        return {}
-    means = ndimage.mean(1.0 / (1.0 + np.exp(-cellprob)), labels=labels, index=ids)
-    return {int(i): float(m) for i, m in zip(ids, np.atleast_1d(means))}
+    return mean_per_object(1.0 / (1.0 + np.exp(-cellprob)), labels)
 
 
 def tune_thresholds(
@@ -250,7 +241,7 @@ def run_cellpose(
 ) -> dict[str, Any]:
     """Probe, train, tune on val and evaluate on test; returns the pieces of a result row."""
     speed = probe_speed(seed)
-    data = {name: load_split(config, name) for name in splits}
+    data = {name: load_split(ds) for name, ds in instance_splits(config, splits).items()}
     log(
         f"[cellpose / seed {seed}] probe: {speed['steps_per_second']:.3f} steps/s, "
         f"{speed['images_per_second']:.2f} patches/s -> about "

@@ -87,14 +87,19 @@ def suppress_ignored(probs: np.ndarray, ignored: np.ndarray) -> np.ndarray:
     return probs
 
 
-def object_scores(probs: np.ndarray, label_image: np.ndarray) -> dict[int, float]:
-    """Mean object probability of each object (its confidence for COCO AP), by label id."""
+def mean_per_object(values: np.ndarray, label_image: np.ndarray) -> dict[int, float]:
+    """Mean of ``values`` ``(H, W)`` over each object of ``label_image``, by label id."""
     ids = np.unique(label_image)
     ids = ids[ids != 0]
     if ids.size == 0:
         return {}
-    means = ndimage.mean(foreground_probability(probs), labels=label_image, index=ids)
+    means = ndimage.mean(values, labels=label_image, index=ids)
     return {int(i): float(m) for i, m in zip(ids, np.atleast_1d(means))}
+
+
+def object_scores(probs: np.ndarray, label_image: np.ndarray) -> dict[int, float]:
+    """Mean object probability of each object (its confidence for COCO AP), by label id."""
+    return mean_per_object(foreground_probability(probs), label_image)
 
 
 def tune_postprocess(
