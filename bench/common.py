@@ -26,7 +26,7 @@ from pixelseg.engine.precision import (
     resolve_device,
     resolve_precision,
 )
-from pixelseg.engine.writer import atomic_write_json
+from pixelseg.files import atomic_write_json
 
 REPO_ROOT = Path(__file__).resolve().parent.parent
 CONFIG_DIR = REPO_ROOT / "configs"
@@ -145,7 +145,7 @@ def run_fields(
 def instance_splits(config: Config, splits: Sequence[str]) -> dict[str, Any]:
     """One raw ``InstanceDataset`` per split (no transform or normalisation), from one listing."""
     from pixelseg.data.build import plan_splits
-    from pixelseg.data.instance_dataset import InstanceDataset
+    from pixelseg.data.instance.dataset import InstanceDataset
 
     everything = InstanceDataset(config.data)
     members, _, _ = plan_splits(config.data, everything.samples)

@@ -76,9 +76,9 @@ def probe_job(config: Config, *, steps: int = 2) -> dict[str, Any]:
     from torch.utils.data import DataLoader
 
     from pixelseg.engine.precision import autocast_factory, resolve_device, resolve_precision
-    from pixelseg.engine.setup import prepare_job
+    from pixelseg.tasks.registry import get_task
 
-    job = prepare_job(config, splits=("train",))
+    job = get_task(config.task).build_job(config, ("train",), None)
     dev = resolve_device("auto")
     autocast = autocast_factory(resolve_precision(config.train.precision, dev), dev)
     loader = DataLoader(
@@ -108,10 +108,10 @@ def probe_job(config: Config, *, steps: int = 2) -> dict[str, Any]:
 
 
 def _run_pixelseg(config: Config, run_dir: Path) -> tuple[dict[str, Any], dict[str, Any]]:
-    from pixelseg.engine.evaluate import evaluate_run
-    from pixelseg.engine.fit import fit
+    from pixelseg.inference.evaluate import evaluate_run
+    from pixelseg.train import train
 
-    summary = fit(config, run_dir)
+    summary = train(config, run_dir).to_dict()
     metrics = evaluate_run(run_dir, split=REPORT_SPLIT, checkpoint="best")
     return summary, metrics
 

@@ -36,10 +36,10 @@ import torch
 
 from common import instance_splits, time_steps
 from pixelseg.config import Config
-from pixelseg.data.instance_dataset import InstanceDataset
+from pixelseg.data.instance.dataset import InstanceDataset
 from pixelseg.metrics.instance import InstanceEvaluator
 from pixelseg.metrics.matching import pooled_ap50
-from pixelseg.tasks.watershed_postprocess import mean_per_object
+from pixelseg.postprocess.watershed import mean_per_object
 
 DIAM_MEAN = 17.0  # Cellpose's nuclei model convention
 BATCH_SIZE = 8  # train_seg's default
@@ -213,7 +213,7 @@ def evaluate(
     """Predict every image of ``split`` with ``CellposeModel.eval`` and score it.
 
     The timed loop holds prediction (network and flow dynamics) and the evaluator update, as
-    pixelseg's ``evaluate_job`` times its prediction, post-processing and update.
+    pixelseg's task ``evaluate`` times its prediction, post-processing and update.
     """
     evaluator = InstanceEvaluator()
     start = time.perf_counter()

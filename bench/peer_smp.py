@@ -14,7 +14,7 @@ model and its defaults, not the plumbing:
 * the loss of the issue: ``smp.losses.DiceLoss(mode="multiclass")`` + ``nn.CrossEntropyLoss``,
   unweighted, both ignoring the void label;
 * evaluated identically: pixelseg's :class:`~pixelseg.inference.predictor.Predictor` and
-  :func:`~pixelseg.engine.evaluate.evaluate_semantic` on the same validation images.
+  the semantic task's ``evaluate`` on the same validation images.
 """
 
 from __future__ import annotations

@@ -24,7 +24,7 @@ sys.path.insert(0, str(Path(__file__).resolve().parent))
 
 from common import PEER_MODEL, REPO_ROOT, RESULTS_DIR
 from instance_report import instance_section
-from pixelseg.engine.writer import atomic_write_text
+from pixelseg.files import atomic_write_text
 from precision_speed import precision_section
 
 Result = dict[str, Any]

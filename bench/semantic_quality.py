@@ -9,8 +9,8 @@ Usage::
 ``--model smp_unet_resnet34`` the peer (:mod:`peer_smp`); any other name is a pixelseg registry
 model put in the config's ``model.name`` (its ``model.options`` stay, ``--set`` adds more).
 pixelseg rows train with :func:`pixelseg.engine.fit.fit` and are evaluated with
-:func:`pixelseg.engine.evaluate.evaluate_run` on the config's ``val`` split; the peer is
-evaluated by the same :func:`~pixelseg.engine.evaluate.evaluate_semantic` and Predictor.
+:func:`pixelseg.inference.evaluate.evaluate_run` on the config's ``val`` split; the peer is
+evaluated by the same semantic task's ``evaluate`` and Predictor.
 """
 
 from __future__ import annotations
@@ -91,10 +91,10 @@ def probe(config: Config, model: str, *, steps: int) -> dict[str, Any]:
 def _train_pixelseg(config: Config, run_dir: Path) -> tuple[dict[str, Any], dict[str, Any]]:
     import json
 
-    from pixelseg.engine.evaluate import evaluate_run
-    from pixelseg.engine.fit import fit
+    from pixelseg.inference.evaluate import evaluate_run
+    from pixelseg.train import train
 
-    summary = fit(config, run_dir)
+    summary = train(config, run_dir).to_dict()
     metrics = evaluate_run(run_dir, split=SPLIT, checkpoint="last")
     run_info = json.loads((run_dir / "run.json").read_text(encoding="utf-8"))
     summary["loss"] = run_info["loss"]
@@ -106,12 +106,15 @@ def _train_peer(
     config: Config, log: Callable[[str], None]
 ) -> tuple[dict[str, Any], dict[str, Any]]:
     from peer_smp import train_peer
-    from pixelseg.engine.evaluate import evaluate_semantic
     from pixelseg.inference.predictor import Predictor
+    from pixelseg.tasks.registry import get_task
 
     run = train_peer(config, log=log)
-    predictor = Predictor(run.model, run.info, config=config, precision=config.train.precision)
-    metrics = evaluate_semantic(predictor, run.datasets[SPLIT])
+    task = get_task("semantic").from_run(config, run.info)
+    predictor = Predictor(
+        run.model, run.info, task, config=config, precision=config.train.precision
+    )
+    metrics = task.evaluate(predictor.predict_normalized, run.datasets[SPLIT])
     metrics["split"] = SPLIT
     metrics["precision"] = predictor.precision
     summary = dict(run.summary)

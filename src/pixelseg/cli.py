@@ -23,7 +23,7 @@ def _cmd_check(args: argparse.Namespace) -> int:
 
 
 def _cmd_train(args: argparse.Namespace) -> int:
-    from pixelseg.engine.fit import train_command
+    from pixelseg.train import train_command
 
     return train_command(
         args.config,
@@ -37,7 +37,7 @@ def _cmd_train(args: argparse.Namespace) -> int:
 
 
 def _cmd_evaluate(args: argparse.Namespace) -> int:
-    from pixelseg.engine.evaluate import evaluate_command
+    from pixelseg.inference.evaluate import evaluate_command
 
     return evaluate_command(
         args.run_dir, data=args.data, split=args.split, json_path=args.json, device=args.device

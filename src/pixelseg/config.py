@@ -80,7 +80,7 @@ class DataConfig:
     group (or group ``id``) becomes the sample id and fills ``{id}`` in the templates (DRIVE:
     ``"(\\d+)_training"`` so that ``masks = "1st_manual/{id}_manual1.gif"``).
     Instance formats (``kaggle_instances``, ``instance_labels``, ``coco``; see
-    :mod:`pixelseg.data.instance_formats`): ``annotations`` is the COCO JSON file and
+    :mod:`pixelseg.data.instance.formats`): ``annotations`` is the COCO JSON file and
     ``object_classes`` an optional template of a JSON file mapping each object to its class.
     Objects overlapping by at most ``max_overlap`` of the smaller one's area keep the pixels
     with the earlier object (a warning); larger overlaps are errors.

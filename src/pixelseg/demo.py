@@ -8,9 +8,9 @@ from rich.console import Console
 
 from pixelseg.config import load_config
 from pixelseg.data.check import check_command
-from pixelseg.engine.evaluate import evaluate_command
-from pixelseg.engine.fit import fit
+from pixelseg.inference.evaluate import evaluate_command
 from pixelseg.inference.predict import predict_command
+from pixelseg.train import train
 
 DEMO_SETTINGS = [
     'model.name="unet_resnet18"',
@@ -43,7 +43,7 @@ def demo_command(*, out: str, minutes: float) -> int:
     if resume and (run_dir / "summary.json").is_file():
         console.print(f"{run_dir} already trained; delete it to train again")
     else:
-        fit(config, run_dir, resume=resume)
+        train(config, run_dir, resume=resume)
     console.rule("4/4 pixelseg evaluate and predict")
     evaluate_command(str(run_dir), data=None, split="val", json_path=None, device="auto")
     predictions = out_dir / "predictions"

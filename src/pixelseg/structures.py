@@ -5,6 +5,7 @@ from __future__ import annotations
 from dataclasses import dataclass, field
 from typing import Any
 
+import numpy as np
 import torch
 
 
@@ -74,3 +75,47 @@ class Batch:
         if self.targets is not None:
             targets = [{k: v.to(device) for k, v in t.items()} for t in self.targets]
         return Batch(self.images.to(device), self.masks.to(device), self.ids, targets)
+
+
+@dataclass
+class SemanticPrediction:
+    """A semantic model's output for one image.
+
+    Attributes:
+        probs: ``(C, H, W)`` float32 class probabilities.
+        label_map: ``(H, W)`` int64 most likely class per pixel.
+    """
+
+    probs: torch.Tensor
+    label_map: torch.Tensor
+
+
+@dataclass
+class InstancePrediction:
+    """An instance model's output for one image: one object per pixel, plus what scored them.
+
+    Attributes:
+        label_image: ``(H, W)`` int32 objects ``1..N`` (0 = background), overlaps resolved.
+        scores: ``(N,)`` float32 confidence of object ``k`` at ``k - 1``.
+        labels: ``(N,)`` int64 1-based class of each object.
+        boxes: ``(N, 4)`` float32 XYXY boxes (``x2``, ``y2`` exclusive) of the objects.
+        detections: the detector's raw, overlapping detections (Mask R-CNN: an object with
+            ``probs`` ``(K, H, W)``, ``scores`` and ``labels``) for COCO mask AP, or ``None``.
+        class_probs: ``(K, H, W)`` float32 class probabilities of the semantic net behind a
+            watershed (background / interior / boundary), or ``None``.
+    """
+
+    label_image: np.ndarray
+    scores: np.ndarray
+    labels: np.ndarray
+    boxes: np.ndarray
+    detections: Any = None
+    class_probs: np.ndarray | None = None
+
+    @property
+    def count(self) -> int:
+        """Number of objects."""
+        return int(self.scores.shape[0])
+
+
+Prediction = SemanticPrediction | InstancePrediction

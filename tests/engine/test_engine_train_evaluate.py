@@ -13,10 +13,10 @@ from PIL import Image
 from pixelseg.cli import main
 from pixelseg.config import load_config
 from pixelseg.data.synthetic import write_synthetic_semantic
-from pixelseg.engine.evaluate import evaluate_run
-from pixelseg.engine.fit import fit
+from pixelseg.inference.evaluate import evaluate_run
 from pixelseg.inference.predict import predict_files
 from pixelseg.inference.predictor import Predictor
+from pixelseg.train import train
 
 SETTINGS = [
     'model.name="unet"',
@@ -33,7 +33,7 @@ SETTINGS = [
 def trained_run(tmp_path_factory: pytest.TempPathFactory) -> tuple[Path, Path]:
     root = tmp_path_factory.mktemp("train")
     config_path = write_synthetic_semantic(root / "data", n_images=12, size=48, seed=3)
-    fit(load_config(config_path, SETTINGS), root / "run")
+    train(load_config(config_path, SETTINGS), root / "run")
     return config_path, root / "run"
 
 
@@ -140,13 +140,13 @@ def test_unknown_early_stopping_metric_is_named(tmp_path: Path) -> None:
     config_path = write_synthetic_semantic(tmp_path / "data", n_images=6, size=32, seed=0)
     settings = [*SETTINGS, "train.epochs=1", 'train.early_stopping_metric="mIoU"']
     with pytest.raises(ConfigError, match=r"'mIoU' is not a validation metric.*miou"):
-        fit(load_config(config_path, settings), tmp_path / "run")
+        train(load_config(config_path, settings), tmp_path / "run")
 
 
 def test_validation_every_second_epoch_and_after_the_last(tmp_path: Path) -> None:
     config_path = write_synthetic_semantic(tmp_path / "data", n_images=6, size=32, seed=0)
     settings = [*SETTINGS, "train.val_every=2"]  # 3 epochs: validated after 2 and 3
-    fit(load_config(config_path, settings), tmp_path / "run")
+    train(load_config(config_path, settings), tmp_path / "run")
     lines = (tmp_path / "run" / "metrics.jsonl").read_text().splitlines()
     records = [json.loads(line) for line in lines]
     assert ["val_miou" in r for r in records] == [False, True, True]

@@ -8,13 +8,13 @@ from skimage.draw import disk
 
 from pixelseg.errors import ConfigError
 from pixelseg.metrics.matching import label_image_overlap
+from pixelseg.postprocess.tuning import tune_watershed
 from pixelseg.postprocess.watershed import (
     WatershedParams,
     connected_components_instances,
     split_instances,
-    tune_watershed,
 )
-from pixelseg.tasks.watershed_targets import normalized_distance, watershed_targets
+from pixelseg.tasks.watershed.targets import normalized_distance, watershed_targets
 
 
 def _touching_discs() -> np.ndarray:

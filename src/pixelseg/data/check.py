@@ -192,7 +192,7 @@ def check_command(
         report = check_dataset(config)
         print_report(report, console)
     else:
-        from pixelseg.data.instance_check import check_instances, print_instance_report
+        from pixelseg.data.instance.check import check_instances, print_instance_report
 
         report = check_instances(config)
         print_instance_report(report, console)

@@ -10,8 +10,8 @@ from rich.console import Console
 from rich.markup import escape
 from rich.table import Table
 
-from pixelseg.engine.writer import atomic_write_text
 from pixelseg.errors import DataError
+from pixelseg.files import atomic_write_text
 
 RARE_FRACTION = 0.01
 

@@ -17,8 +17,8 @@ import torch
 from safetensors import safe_open
 from safetensors.torch import save_file
 
-from pixelseg.engine.writer import atomic_write
 from pixelseg.errors import CheckpointError
+from pixelseg.files import atomic_write
 
 
 def _flatten_optimizer(state: dict[str, Any]) -> tuple[dict[str, torch.Tensor], dict[str, Any]]:

@@ -1,10 +1,17 @@
-"""``pixelseg train``: epochs, validation, best/last checkpoints, budget, resume, early stopping."""
+"""``fit``: one config trained into a run directory by the pieces of the engine.
+
+The pieces, each small and tested alone: the clock and budget (:mod:`~pixelseg.engine.clock`),
+the validation schedule and early stopping (:mod:`~pixelseg.engine.validation`), the checkpoint
+policy (:mod:`~pixelseg.engine.checkpoint_policy`) and the epoch loop
+(:mod:`~pixelseg.engine.loop`). The job comes from a :class:`~pixelseg.engine.task.TaskFactory`;
+the engine never knows which one.
+"""
 
 from __future__ import annotations
 
 import dataclasses
 import random
-import time
+from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
 
@@ -12,15 +19,18 @@ import numpy as np
 import torch
 from torch.utils.data import DataLoader
 
-from pixelseg.config import Config, load_config
+from pixelseg.config import Config
 from pixelseg.engine import run_dir as rd
-from pixelseg.engine.checkpoint import load_checkpoint, save_checkpoint
+from pixelseg.engine.checkpoint import load_checkpoint
+from pixelseg.engine.checkpoint_policy import CheckpointPolicy
+from pixelseg.engine.clock import Budget, Clock
 from pixelseg.engine.console import RunLog, epoch_header, epoch_row
 from pixelseg.engine.data_order import SeededDataset, epoch_batches
 from pixelseg.engine.loop import LoopState, evaluate, train_one_epoch
 from pixelseg.engine.precision import autocast_factory, resolve_device, resolve_precision
 from pixelseg.engine.schedule import lr_factor
-from pixelseg.engine.setup import prepare_job
+from pixelseg.engine.task import Job, TaskFactory
+from pixelseg.engine.validation import EarlyStopping, ValidationSchedule, improved
 from pixelseg.engine.writer import RunWriter
 from pixelseg.errors import CheckpointError, ConfigError
 
@@ -34,19 +44,79 @@ def seed_everything(seed: int, *, deterministic: bool = False) -> None:
         torch.use_deterministic_algorithms(True, warn_only=True)
 
 
-def _improved(value: float, best: float | None, metric: str) -> bool:
-    if best is None:
-        return True
-    return value < best if metric.endswith("loss") else value > best
+@dataclass
+class TrainSummary:
+    """What a finished ``fit`` reports (also ``summary.json``).
+
+    Attributes:
+        epochs: epochs completed.
+        steps: optimizer steps.
+        images_seen: training images (crops) processed.
+        train_seconds: wall-clock seconds of training, resumes summed.
+        best_epoch: epoch of the best validation (-1: none).
+        metric: the validation metric the best checkpoint followed.
+        best_metric: its best value.
+        precision: ``fp32``, ``bf16`` or ``fp16``.
+        device: the torch device.
+    """
+
+    epochs: int
+    steps: int
+    images_seen: int
+    train_seconds: float
+    best_epoch: int
+    metric: str
+    best_metric: float | None
+    precision: str
+    device: str
+
+    def to_dict(self) -> dict[str, Any]:
+        """The JSON form: the best value under ``best_<metric>`` (``best_miou``...)."""
+        raw = dataclasses.asdict(self)
+        raw[f"best_{self.metric}"] = raw.pop("best_metric")
+        return raw
+
+
+def _resumed_config(config: Config, run_dir: Path) -> tuple[Config, rd.RunInfo]:
+    """The stored config of a run to resume (budget and precision from ``config``)."""
+    if not (run_dir / rd.LAST).is_file():
+        raise CheckpointError(f"{run_dir}: nothing to resume ({rd.LAST} not found)")
+    stored, info = rd.read_run(run_dir)
+    train = dataclasses.replace(
+        stored.train, max_time=config.train.max_time, precision=config.train.precision
+    )
+    return dataclasses.replace(stored, train=train), info
+
+
+def _total_steps(job: Job, config: Config) -> tuple[int, int]:
+    """``(steps per epoch, planned steps)`` of the training split."""
+    per_epoch = len(
+        epoch_batches(len(job.datasets["train"]), config.train.batch_size, seed=0, epoch=0)
+    )
+    return per_epoch, per_epoch * config.train.epochs
 
 
 def fit(
-    config: Config, run_dir: str | Path, *, resume: bool = False, device: str = "auto"
-) -> dict[str, Any]:
+    config: Config,
+    run_dir: str | Path,
+    task: TaskFactory,
+    *,
+    resume: bool = False,
+    device: str = "auto",
+) -> TrainSummary:
     """Train ``config`` into ``run_dir`` (or continue it with ``resume``); return the summary.
+
+    Args:
+        config: the loaded config (with ``--set`` overrides and ``--max-time`` applied).
+        run_dir: the run directory.
+        task: the job's factory (``pixelseg.tasks.registry.get_task(config.task)``).
+        resume: continue from ``checkpoints/last.safetensors``.
+        device: ``auto``, ``cpu``, ``cuda``...
 
     Raises:
         CheckpointError: ``resume`` without a resumable checkpoint in ``run_dir``.
+        ConfigError: the early stopping metric is not a validation metric of the task, or the
+            run's task is not ``task``.
         NonFiniteLossError: the loss became NaN/inf (the last good checkpoint is kept).
     """
     run_dir = Path(run_dir)
@@ -54,19 +124,13 @@ def fit(
     log = RunLog(writer)
     info = None
     if resume:
-        if not (run_dir / rd.LAST).is_file():
-            raise CheckpointError(f"{run_dir}: nothing to resume ({rd.LAST} not found)")
-        stored, info = rd.read_run(run_dir)
-        config = dataclasses.replace(
-            stored,
-            train=dataclasses.replace(
-                stored.train, max_time=config.train.max_time, precision=config.train.precision
-            ),
-        )
+        config, info = _resumed_config(config, run_dir)
+    if config.task != task.name:
+        raise ConfigError(f"task: the run is a {config.task!r} job, not {task.name!r}")
     train_cfg = config.train
     seed_everything(train_cfg.seed, deterministic=train_cfg.deterministic)
-    job = prepare_job(config, splits=("train", "val"), info=info)
-    model, task = job.model, job.task
+    job = task.build_job(config, ("train", "val"), info)
+    model = job.model
     dev = resolve_device(device)
     precision = resolve_precision(train_cfg.precision, dev)
     autocast = autocast_factory(precision, dev)
@@ -79,9 +143,10 @@ def fit(
     scaler = torch.amp.GradScaler("cuda") if precision == "fp16" else None
     state = LoopState()
     if resume:
-        state = LoopState(
-            **load_checkpoint(run_dir / rd.LAST, model, optimizer=optimizer, restore_rng_state=True)
+        restored = load_checkpoint(
+            run_dir / rd.LAST, model, optimizer=optimizer, restore_rng_state=True
         )
+        state = LoopState(**restored)
         log(
             f"resumed {run_dir} at epoch {state.epoch + 1}, batch {state.position}, "
             f"step {state.step}"
@@ -91,10 +156,18 @@ def fit(
         writer.json("run.json", job.info.to_dict())
         loss = job.info.loss
         log(f"loss: {loss['name']} (class weighting: {loss['weighting']}) — {loss['reason']}")
+    clock = Clock(state.elapsed)
+    budget = Budget(clock, train_cfg.max_time)
+    checkpoints = CheckpointPolicy(
+        writer, model, optimizer, clock=clock, every_s=train_cfg.checkpoint_every_s
+    )
+    schedule = ValidationSchedule(train_cfg.val_every)
+    metric_name = train_cfg.early_stopping_metric
+    if metric_name == "auto":
+        metric_name = job.task.primary_metric
+    stopping = EarlyStopping(metric_name, train_cfg.patience)
     train_set = SeededDataset(job.datasets["train"], seed=train_cfg.seed)
-    n_train = len(train_set)
-    steps_per_epoch = len(epoch_batches(n_train, train_cfg.batch_size, seed=0, epoch=0))
-    total_steps = steps_per_epoch * train_cfg.epochs
+    steps_per_epoch, total_steps = _total_steps(job, config)
     val_loader = DataLoader(
         job.datasets["val"],
         batch_size=1,
@@ -103,24 +176,15 @@ def fit(
         generator=torch.Generator(),
     )
     log(
-        f"device {dev}, precision {precision}, {n_train} training images, "
+        f"device {dev}, precision {precision}, {len(train_set)} training images, "
         f"{len(job.datasets['val'])} validation images, {steps_per_epoch} steps per epoch, "
         f"model {config.model.name} ({sum(p.numel() for p in model.parameters()) / 1e6:.2f} M "
         "parameters)"
     )
 
-    segment_start = time.perf_counter()
-    elapsed_at_start = state.elapsed
-    last_save = time.perf_counter()
-    budget_hit = False
-
-    def elapsed() -> float:
-        return elapsed_at_start + time.perf_counter() - segment_start
-
     def set_lr(step: int) -> None:
-        progress = None
-        if train_cfg.max_time:
-            progress = max(step / max(1, total_steps), elapsed() / train_cfg.max_time)
+        spent = budget.fraction()
+        progress = None if spent is None else max(step / max(1, total_steps), spent)
         factor = lr_factor(
             step,
             total_steps=total_steps,
@@ -131,35 +195,19 @@ def fit(
         for group in optimizer.param_groups:
             group["lr"] = train_cfg.lr * factor
 
-    def save_last() -> None:
-        state.elapsed = elapsed()
-        if writer.enabled:
-            save_checkpoint(
-                run_dir / rd.LAST,
-                model,
-                optimizer=optimizer,
-                state=dataclasses.asdict(state),
-                with_rng=True,
-            )
-
     def after_step() -> bool:
-        nonlocal last_save, budget_hit
-        if time.perf_counter() - last_save >= train_cfg.checkpoint_every_s:
-            save_last()
-            last_save = time.perf_counter()
-        if train_cfg.max_time and elapsed() >= train_cfg.max_time:
-            budget_hit = True
-        return budget_hit
+        if checkpoints.due():
+            checkpoints.save_last(state)
+        return budget.exhausted()
 
-    metric_name = train_cfg.early_stopping_metric
-    if metric_name == "auto":
-        metric_name = task.primary_metric
     log(epoch_header(metric_name))
+    budget_hit = False
     while state.epoch < train_cfg.epochs and not budget_hit:
         train_set.epoch = state.epoch
         batches = epoch_batches(
-            n_train, train_cfg.batch_size, seed=train_cfg.seed, epoch=state.epoch
-        )[state.position :]
+            len(train_set), train_cfg.batch_size, seed=train_cfg.seed, epoch=state.epoch
+        )
+        batches = batches[state.position :]
         # An own generator: DataLoader would otherwise draw its base seed from the global RNG,
         # and a resumed run (one extra loader) would then drift from an uninterrupted one.
         loader = DataLoader(
@@ -171,7 +219,7 @@ def fit(
         )
         train_loss = train_one_epoch(
             model,
-            task,
+            job.task,
             loader,
             optimizer,
             state=state,
@@ -184,6 +232,7 @@ def fit(
             after_step=after_step,
             total=len(batches),
         )
+        budget_hit = budget.exhausted()
         state.epoch += 1
         state.position = 0
         record: dict[str, Any] = {
@@ -192,14 +241,13 @@ def fit(
             "images_seen": state.images_seen,
             "train_loss": train_loss,
             "lr": optimizer.param_groups[0]["lr"],
-            "train_seconds": elapsed(),
+            "train_seconds": clock.elapsed(),
         }
-        last_epoch = budget_hit or state.epoch >= train_cfg.epochs
-        improved = False
-        if state.epoch % max(1, train_cfg.val_every) == 0 or last_epoch:
+        better = False
+        if schedule.due(state.epoch, last=budget_hit or state.epoch >= train_cfg.epochs):
             metrics = evaluate(
                 model,
-                task,
+                job.task,
                 val_loader,
                 autocast=autocast,
                 device=dev,
@@ -213,64 +261,40 @@ def fit(
                 )
             value = float(metrics[metric_name])
             record.update({f"val_{k}": v for k, v in metrics.items()})
-            improved = _improved(value, state.best_metric, metric_name)
-            if improved:
+            better = improved(value, state.best_metric, metric_name)
+            if better:
                 state.best_metric, state.best_epoch = value, state.epoch
                 state.epochs_without_improvement = 0
-                if writer.enabled:
-                    save_checkpoint(run_dir / rd.BEST, model, state=dataclasses.asdict(state))
+                checkpoints.save_best(state)
             else:
                 state.epochs_without_improvement += 1
             state.history.append({"epoch": state.epoch, metric_name: value})
         writer.append_jsonl("metrics.jsonl", record)
-        log(epoch_row(record, metric_name, improved))
-        save_last()
-        last_save = time.perf_counter()
-        if state.epochs_without_improvement >= train_cfg.patience:
+        log(epoch_row(record, metric_name, better))
+        checkpoints.save_last(state)
+        if stopping.should_stop(state.epochs_without_improvement):
             log(f"early stopping: no improvement of {metric_name} for {train_cfg.patience} epochs")
             break
-    after_training = getattr(task, "after_training", None)
-    if after_training is not None and state.best_epoch > 0:
+    if state.best_epoch > 0:
         # Post-processing thresholds are tuned on val with the best weights, then stored.
         load_checkpoint(run_dir / rd.BEST, model)
-        after_training(model, job, writer)
+        job.task.after_training(model, job, writer)
     if budget_hit:
         log(f"time budget of {train_cfg.max_time:.0f} s reached after {state.step} steps")
-    summary = {
-        "epochs": state.epoch,
-        "steps": state.step,
-        "images_seen": state.images_seen,
-        "train_seconds": state.elapsed,
-        "best_epoch": state.best_epoch,
-        f"best_{metric_name}": state.best_metric,
-        "precision": precision,
-        "device": str(dev),
-    }
-    writer.json("summary.json", summary)
+    summary = TrainSummary(
+        epochs=state.epoch,
+        steps=state.step,
+        images_seen=state.images_seen,
+        train_seconds=state.elapsed,
+        best_epoch=state.best_epoch,
+        metric=metric_name,
+        best_metric=state.best_metric,
+        precision=precision,
+        device=str(dev),
+    )
+    writer.json("summary.json", summary.to_dict())
     log(
         f"done: best {metric_name} {state.best_metric} at epoch {state.best_epoch}; "
         f"run directory {run_dir}"
     )
     return summary
-
-
-def train_command(
-    config_path: str,
-    *,
-    out: str | None,
-    overrides: list[str],
-    resume: bool,
-    max_time: float | None,
-    precision: str | None,
-    device: str,
-) -> int:
-    """The ``pixelseg train`` subcommand."""
-    extra = list(overrides)
-    if max_time is not None:
-        extra.append(f"train.max_time={max_time}")
-    if precision is not None:
-        extra.append(f'train.precision="{precision}"')
-    config = load_config(config_path, extra)
-    run_dir = Path(out) if out else Path("runs") / Path(config_path).stem
-    fit(config, run_dir, resume=resume, device=device)
-    return 0

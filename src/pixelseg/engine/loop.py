@@ -13,9 +13,9 @@ import torch
 from torch import nn
 
 from pixelseg.engine.progress import progress_bar
+from pixelseg.engine.task import Task
 from pixelseg.errors import PixelsegError
 from pixelseg.structures import Batch
-from pixelseg.tasks.base import Task
 
 
 class NonFiniteLossError(PixelsegError):

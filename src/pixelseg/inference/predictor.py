@@ -1,44 +1,39 @@
-"""``Predictor``: a trained run's model with its normalisation, for whole images."""
+"""``Predictor``: one trained run — any task — with its normalisation, for whole images.
+
+``Predictor.from_run(run_dir)`` reads the run's task from ``run.json`` and asks the task
+registry for it, so the same object predicts a semantic, a watershed or a Mask R-CNN run;
+``predict(image)`` returns the task's typed result
+(:class:`~pixelseg.structures.SemanticPrediction` or
+:class:`~pixelseg.structures.InstancePrediction`). ``pixelseg evaluate`` and ``pixelseg predict``
+both go through it.
+"""
 
 from __future__ import annotations
 
-from dataclasses import dataclass
 from pathlib import Path
 
 import numpy as np
 import torch
-import torch.nn.functional as F
 
 from pixelseg.config import Config
 from pixelseg.engine.precision import autocast_factory, resolve_device, resolve_precision
 from pixelseg.engine.run_dir import RunInfo, load_model, read_run
+from pixelseg.engine.task import Task
 from pixelseg.errors import DataError
-
-PAD_MULTIPLE = 32
-
-
-@dataclass
-class Prediction:
-    """The output for one image.
-
-    Attributes:
-        probs: ``(C, H, W)`` float32 class probabilities.
-        label_map: ``(H, W)`` int64 most likely class per pixel.
-    """
-
-    probs: torch.Tensor
-    label_map: torch.Tensor
+from pixelseg.structures import Prediction
+from pixelseg.tasks.registry import get_task
 
 
 class Predictor:
-    """Predict probabilities and label maps with a trained model.
+    """Predict with a trained model of any task.
 
-    Use :meth:`from_run` to load a run directory. Images are padded to a multiple of 32 (with
-    zeros after normalisation, i.e. the band mean, as in validation) and the result cropped back.
+    Use :meth:`from_run` to load a run directory.
 
     Args:
-        model: a segmentation model returning ``(N, C, H, W)`` logits.
+        model: the trained model.
         info: the run's :class:`~pixelseg.engine.run_dir.RunInfo`.
+        task: the run's task object (``get_task(info.task).from_run(config, info)``).
+        config: the run's config.
         device: ``"auto"``, ``"cpu"``, ``"cuda"``...
         precision: ``"auto"``, ``"fp32"``, ``"bf16"`` or ``"fp16"``.
     """
@@ -47,6 +42,7 @@ class Predictor:
         self,
         model: torch.nn.Module,
         info: RunInfo,
+        task: Task,
         *,
         config: Config | None = None,
         device: str = "auto",
@@ -59,6 +55,7 @@ class Predictor:
         self.autocast = autocast_factory(self.precision, self.device)
         self.model = model.to(self.device).eval()
         self.info = info
+        self.task = task
         self.config = config
         self.normalizer = Normalizer.from_dict(info.normalizer)
 
@@ -71,41 +68,63 @@ class Predictor:
         precision: str = "auto",
         checkpoint: str = "best",
     ) -> Predictor:
-        """Load the ``best`` (default) or ``last`` checkpoint of ``run_dir``."""
+        """Load the ``best`` (default) or ``last`` checkpoint of ``run_dir``, whatever its task.
+
+        Raises:
+            CheckpointError: not a run directory, or a missing/corrupted checkpoint.
+        """
         config, info = read_run(run_dir)
+        task = get_task(info.task).from_run(config, info)
         model = load_model(run_dir, checkpoint=checkpoint)
-        return cls(model, info, config=config, device=device, precision=precision)
+        return cls(model, info, task, config=config, device=device, precision=precision)
 
     @property
     def class_names(self) -> list[str]:
         """The run's class names."""
         return list(self.info.class_names)
 
-    @torch.no_grad()
-    def predict_normalized(self, image: torch.Tensor) -> Prediction:
-        """Predict a ``(C, H, W)`` image that is already normalised."""
-        height, width = image.shape[-2:]
-        pad_h = (-height) % PAD_MULTIPLE
-        pad_w = (-width) % PAD_MULTIPLE
-        batch = F.pad(image[None].float(), (0, pad_w, 0, pad_h)).to(self.device)
-        with self.autocast():
-            logits = self.model(batch)
-        probs = logits.float()[0, :, :height, :width].softmax(0).cpu()
-        return Prediction(probs=probs, label_map=probs.argmax(0))
+    def predict_normalized(
+        self,
+        image: torch.Tensor,
+        *,
+        size: tuple[int, int] | None = None,
+        ignore: np.ndarray | None = None,
+    ) -> Prediction:
+        """Predict a ``(C, H, W)`` image that is already normalised.
 
-    def predict(self, image: np.ndarray | str | Path) -> Prediction:
-        """Predict an image file or an ``(H, W, C)`` array in its stored dtype."""
+        Args:
+            image: the normalised image (it may be padded).
+            size: ``(height, width)`` of the real image inside a padded one.
+            ignore: ``(height, width)`` bool pixels where no object may be found (instance
+                tasks; evaluation passes COCO crowd regions).
+        """
+        return self.task.predict(
+            self.model, image, autocast=self.autocast, size=size, ignore=ignore
+        )
+
+    def prepare(self, image: np.ndarray | str | Path) -> tuple[np.ndarray, torch.Tensor]:
+        """An image file or ``(H, W, C)`` array as stored, and its normalised ``(C, H, W)``.
+
+        Raises:
+            DataError: unreadable, or a band count the model was not trained on.
+        """
         from pixelseg.data.io import read_image
         from pixelseg.data.normalize import image_to_float
 
-        if isinstance(image, str | Path):
-            image = read_image(image)
+        path = Path(image) if isinstance(image, str | Path) else None
+        if path is not None:
+            image = read_image(path)
+        assert isinstance(image, np.ndarray)
         if image.ndim == 2:
             image = image[..., None]
         if image.shape[2] != self.info.in_channels:
             raise DataError(
-                None,
+                path,
                 f"image has {image.shape[2]} bands; the model was trained on "
                 f"{self.info.in_channels}",
             )
-        return self.predict_normalized(self.normalizer(image_to_float(image)))
+        return image, self.normalizer(image_to_float(image))
+
+    def predict(self, image: np.ndarray | str | Path) -> Prediction:
+        """Predict an image file or an ``(H, W, C)`` array in its stored dtype."""
+        return self.predict_normalized(self.prepare(image)[1])

@@ -227,3 +227,41 @@ def coco_mask_ap(
         )
     )
     return result
+
+
+def coco_results(
+    label_image: np.ndarray,
+    scores: np.ndarray,
+    categories: np.ndarray,
+    *,
+    image_id: int,
+    first_annotation_id: int = 1,
+) -> list[dict[str, Any]]:
+    """COCO result annotations (RLE ``segmentation``, ``bbox``, ``area``, ``score``).
+
+    Args:
+        label_image: ``(H, W)`` objects ``1..N``.
+        scores: ``(N,)`` score of object ``k`` at ``k - 1``.
+        categories: ``(N,)`` 1-based category of each object.
+        image_id: the COCO image id.
+        first_annotation_id: id of the first annotation.
+
+    Returns:
+        One dict per object, in label order.
+    """
+    ids, rles = encode_label_image(label_image)
+    entries = []
+    for offset, (label, rle) in enumerate(zip(ids.tolist(), rles, strict=True)):
+        entries.append(
+            {
+                "id": first_annotation_id + offset,
+                "image_id": image_id,
+                "category_id": int(categories[label - 1]),
+                "segmentation": rle,
+                "area": float(mask_api.area(rle)),
+                "bbox": [float(v) for v in mask_api.toBbox(rle)],
+                "score": float(scores[label - 1]),
+                "iscrowd": 0,
+            }
+        )
+    return entries

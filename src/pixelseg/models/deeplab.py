@@ -15,9 +15,15 @@ import torch.nn.functional as F
 from torch import Tensor, nn
 
 from pixelseg.errors import ConfigError
-from pixelseg.models.encoders import ENCODERS, Encoder, create_encoder
+from pixelseg.models.encoders import (
+    ENCODERS,
+    TIMM_PLACEHOLDER,
+    TIMM_PREFIX,
+    Encoder,
+    create_encoder,
+)
 from pixelseg.models.heads import ConvNormAct, SegmentationHead
-from pixelseg.models.registry import register_model
+from pixelseg.models.registry import ModelFactory, register_model, register_model_family
 
 # Rates from the paper for output stride 16 (doubled at 8); halved at 32 so they still fit.
 DEFAULT_RATES = {8: (12, 24, 36), 16: (6, 12, 18), 32: (3, 6, 9)}
@@ -136,8 +142,7 @@ class DeepLabV3Plus(nn.Module):
         return F.interpolate(logits, size=x.shape[-2:], mode="bilinear", align_corners=False)
 
 
-def _register(encoder_name: str) -> None:
-    @register_model(f"deeplabv3plus_{encoder_name}")
+def _factory(encoder_name: str) -> ModelFactory:
     def build(
         *,
         num_classes: int,
@@ -155,6 +160,7 @@ def _register(encoder_name: str) -> None:
             output_stride=output_stride,
             norm=norm,
             weights=weights,
+            learned_stem=False,  # level 0 is never read: no unused stem parameters
         )
         return DeepLabV3Plus(
             encoder,
@@ -166,7 +172,12 @@ def _register(encoder_name: str) -> None:
         )
 
     build.__doc__ = f"DeepLabV3+ on {encoder_name}; see :class:`DeepLabV3Plus` for the options."
+    return build
 
 
 for _encoder_name in ENCODERS:
-    _register(_encoder_name)
+    register_model(f"deeplabv3plus_{_encoder_name}")(_factory(_encoder_name))
+# Any timm model: "deeplabv3plus_tu-<timm model>" builds on the encoder "tu-<timm model>".
+register_model_family(f"deeplabv3plus_{TIMM_PREFIX}", placeholder=TIMM_PLACEHOLDER)(
+    lambda timm_name: _factory(TIMM_PREFIX + timm_name)
+)

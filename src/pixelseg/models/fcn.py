@@ -10,10 +10,16 @@ from __future__ import annotations
 
 from torch import Tensor, nn
 
-from pixelseg.models.encoders import ENCODERS, Encoder, create_encoder
+from pixelseg.models.encoders import (
+    ENCODERS,
+    TIMM_PLACEHOLDER,
+    TIMM_PREFIX,
+    Encoder,
+    create_encoder,
+)
 from pixelseg.models.encoders.base import check_choice
 from pixelseg.models.heads import ConvNormAct, Upsample
-from pixelseg.models.registry import register_model
+from pixelseg.models.registry import ModelFactory, register_model, register_model_family
 
 VARIANTS = {"32s": (), "16s": (3,), "8s": (3, 2)}
 
@@ -82,8 +88,7 @@ class FCN(nn.Module):
         return self.final_upsample(scores, x.shape[-2:])
 
 
-def _register(variant: str, encoder_name: str) -> None:
-    @register_model(f"fcn{variant}_{encoder_name}")
+def _factory(variant: str, encoder_name: str) -> ModelFactory:
     def build(
         *,
         num_classes: int,
@@ -101,6 +106,7 @@ def _register(variant: str, encoder_name: str) -> None:
             output_stride=output_stride,
             norm=norm,
             weights=weights,
+            learned_stem=False,  # level 0 is never read: no unused stem parameters
         )
         return FCN(
             encoder,
@@ -113,8 +119,17 @@ def _register(variant: str, encoder_name: str) -> None:
         )
 
     build.__doc__ = f"FCN-{variant} on {encoder_name}; see :class:`FCN` for the options."
+    return build
+
+
+def _register_timm_family(variant: str) -> None:
+    """Register ``fcn<variant>_tu-<timm model>``: FCN on the encoder ``tu-<timm model>``."""
+    register_model_family(f"fcn{variant}_{TIMM_PREFIX}", placeholder=TIMM_PLACEHOLDER)(
+        lambda timm_name: _factory(variant, TIMM_PREFIX + timm_name)
+    )
 
 
 for _variant in VARIANTS:
     for _encoder_name in ENCODERS:
-        _register(_variant, _encoder_name)
+        register_model(f"fcn{_variant}_{_encoder_name}")(_factory(_variant, _encoder_name))
+    _register_timm_family(_variant)

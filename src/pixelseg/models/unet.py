@@ -14,10 +14,16 @@ import torch.nn.functional as F
 from torch import Tensor, nn
 
 from pixelseg.errors import ConfigError
-from pixelseg.models.encoders import ENCODERS, Encoder, create_encoder
+from pixelseg.models.encoders import (
+    ENCODERS,
+    TIMM_PLACEHOLDER,
+    TIMM_PREFIX,
+    Encoder,
+    create_encoder,
+)
 from pixelseg.models.encoders.base import check_choice
 from pixelseg.models.heads import ConvNormAct, SegmentationHead
-from pixelseg.models.registry import register_model
+from pixelseg.models.registry import ModelFactory, register_model, register_model_family
 
 
 class DoubleConv(nn.Sequential):
@@ -241,8 +247,7 @@ def unet(
     )
 
 
-def _register(encoder_name: str) -> None:
-    @register_model(f"unet_{encoder_name}")
+def _factory(encoder_name: str) -> ModelFactory:
     def build(
         *,
         num_classes: int,
@@ -271,7 +276,12 @@ def _register(encoder_name: str) -> None:
         )
 
     build.__doc__ = f"U-Net decoder on {encoder_name}; see :class:`EncoderUNet` for the options."
+    return build
 
 
 for _encoder_name in ENCODERS:
-    _register(_encoder_name)
+    register_model(f"unet_{_encoder_name}")(_factory(_encoder_name))
+# Any timm model: "unet_tu-<timm model>" builds on the encoder "tu-<timm model>".
+register_model_family(f"unet_{TIMM_PREFIX}", placeholder=TIMM_PLACEHOLDER)(
+    lambda timm_name: _factory(TIMM_PREFIX + timm_name)
+)

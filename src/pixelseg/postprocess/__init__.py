@@ -9,11 +9,11 @@ from pixelseg.postprocess.masks import (
     relabel_sequential,
     remove_small_objects,
 )
+from pixelseg.postprocess.tuning import tune_watershed
 from pixelseg.postprocess.watershed import (
     WatershedParams,
     connected_components_instances,
     split_instances,
-    tune_watershed,
 )
 
 __all__ = [

@@ -6,9 +6,14 @@ A label image ``(H, W)`` holds one integer id per object (0 = background); a mas
 
 from __future__ import annotations
 
+from collections.abc import Mapping
+from typing import Any
+
 import numpy as np
 from scipy import ndimage
 from skimage.segmentation import relabel_sequential as _relabel_sequential
+
+from pixelseg.structures import InstancePrediction
 
 
 def label_image_to_masks(label_image: np.ndarray) -> tuple[np.ndarray, np.ndarray]:
@@ -135,3 +140,39 @@ def relabel_sequential(label_image: np.ndarray) -> np.ndarray:
     """
     relabeled, _, _ = _relabel_sequential(label_image.astype(np.int64, copy=False))
     return relabeled.astype(np.int32)
+
+
+def instance_prediction(
+    label_image: np.ndarray,
+    scores: Mapping[int, float] | np.ndarray,
+    labels: np.ndarray | None = None,
+    *,
+    detections: Any = None,
+    class_probs: np.ndarray | None = None,
+) -> InstancePrediction:
+    """A typed :class:`~pixelseg.structures.InstancePrediction` of a label image ``1..N``.
+
+    Args:
+        label_image: ``(H, W)`` objects numbered ``1..N`` without gaps.
+        scores: confidence per object: a dict by label id, or ``(N,)`` in label order.
+        labels: ``(N,)`` 1-based classes (default: all 1).
+        detections: the detector's raw detections, if any.
+        class_probs: the semantic net's class probabilities, if any.
+    """
+    label_image = label_image.astype(np.int32, copy=False)
+    count = int(label_image.max(initial=0))
+    if isinstance(scores, Mapping):
+        score_array = np.asarray([scores.get(k, 1.0) for k in range(1, count + 1)], np.float32)
+    else:
+        score_array = np.asarray(scores, dtype=np.float32).reshape(count)
+    boxes = np.zeros((count, 4), dtype=np.float32)
+    ids, found = label_image_to_boxes(label_image)
+    boxes[ids - 1] = found
+    return InstancePrediction(
+        label_image=label_image,
+        scores=score_array,
+        labels=np.ones(count, np.int64) if labels is None else np.asarray(labels, np.int64),
+        boxes=boxes,
+        detections=detections,
+        class_probs=class_probs,
+    )

@@ -4,13 +4,16 @@ The network predicts background / interior / boundary probabilities (and optiona
 distance-to-boundary map). Interiors of touching objects are separated by the boundary class,
 so they give one marker per object; the watershed then grows each marker back over the
 boundary pixels, inside the foreground, so touching objects come out as separate instances.
+
+Post-processing settings are a plain dict (stored in ``run.json`` and ``postprocess.json``):
+``{"method": "watershed", **WatershedParams fields}`` or ``{"method": "connected_components",
+"threshold", "min_size"}`` — the naive baseline, where touching objects merge. Their tuning on
+a validation split is in :mod:`pixelseg.postprocess.tuning`.
 """
 
 from __future__ import annotations
 
 import dataclasses
-import itertools
-from collections.abc import Mapping, Sequence
 from dataclasses import dataclass
 from typing import Any, Literal
 
@@ -19,17 +22,10 @@ from scipy import ndimage
 from skimage.morphology import h_maxima
 from skimage.segmentation import watershed
 
-from pixelseg.errors import ConfigError
-from pixelseg.metrics.matching import pooled_ap50
+from pixelseg.config import WatershedConfig
 from pixelseg.postprocess.masks import fill_holes, relabel_sequential, remove_small_objects
 
 BACKGROUND, INTERIOR, BOUNDARY = 0, 1, 2
-
-#: The grid :func:`tune_watershed` searches when none is given.
-DEFAULT_GRID: dict[str, tuple[Any, ...]] = {
-    "interior_threshold": (0.3, 0.4, 0.5, 0.6, 0.7),
-    "foreground_threshold": (0.4, 0.5, 0.6),
-}
 
 
 @dataclass(frozen=True)
@@ -122,58 +118,74 @@ def connected_components_instances(
     return relabel_sequential(remove_small_objects(labels, min_size))
 
 
-def _grid_params(base: WatershedParams, grid: Mapping[str, Sequence[Any]]) -> list[WatershedParams]:
-    """Every combination of the grid's values applied on top of ``base``."""
-    known = {f.name for f in dataclasses.fields(WatershedParams)}
-    for key in grid:
-        if key not in known:
-            raise ConfigError(f"watershed grid: unknown parameter {key!r} (known: {sorted(known)})")
-    keys = list(grid)
-    return [
-        dataclasses.replace(base, **dict(zip(keys, values)))
-        for values in itertools.product(*(grid[k] for k in keys))
-    ]
+def default_postprocess(settings: WatershedConfig) -> dict[str, Any]:
+    """Untuned post-processing settings (used for validation during training)."""
+    if settings.postprocess == "watershed":
+        params = WatershedParams(
+            markers="distance" if settings.markers == "distance" else "interior",
+            min_size=settings.min_size,
+            fill_holes=settings.fill_holes,
+        )
+        return {"method": "watershed", **params.to_dict()}
+    return {"method": "connected_components", "threshold": 0.5, "min_size": settings.min_size}
 
 
-def tune_watershed(
-    prob_maps: Sequence[np.ndarray],
-    true_label_images: Sequence[np.ndarray],
-    grid: Mapping[str, Sequence[Any]] | None = None,
-    *,
-    base: WatershedParams = WatershedParams(),
-    distances: Sequence[np.ndarray] | None = None,
-) -> tuple[WatershedParams, list[dict[str, Any]]]:
-    """Pick post-processing parameters on the val split by a small grid search.
+def foreground_probability(probs: np.ndarray) -> np.ndarray:
+    """``(H, W)`` object probability from ``(2, H, W)`` or ``(3, H, W)`` class probabilities."""
+    return probs[1] if probs.shape[0] == 2 else 1.0 - probs[0]
 
-    The score is the matching AP at IoU 0.5 pooled over the split (TP / (TP + FP + FN), TP, FP
-    and FN summed over images); ties go to the earlier grid point.
+
+def apply_postprocess(
+    probs: np.ndarray, distance: np.ndarray | None, settings: dict[str, Any]
+) -> np.ndarray:
+    """Instance label image ``(H, W)`` int32 from ``(K, H, W)`` class probabilities.
 
     Args:
-        prob_maps: one ``(3, H, W)`` probability map per image.
-        true_label_images: one ``(H, W)`` true label image per image.
-        grid: parameter name -> values tried; None uses :data:`DEFAULT_GRID`.
-        base: values of the parameters the grid does not vary.
-        distances: one ``(H, W)`` predicted distance map per image, if any.
-
-    Returns:
-        The best parameters and the whole table: one dict per grid point with its parameters,
-        ``tp``, ``fp``, ``fn`` and ``matching_ap50_pooled``.
+        probs: class probabilities (background / interior / boundary, or background / object).
+        distance: ``(H, W)`` predicted distance (distance markers only), or None.
+        settings: the post-processing dict (see the module docstring).
     """
-    if len(prob_maps) != len(true_label_images):
-        raise ValueError(f"{len(prob_maps)} probability maps for {len(true_label_images)} labels")
-    candidates = _grid_params(base, DEFAULT_GRID if grid is None else grid)
-    table: list[dict[str, Any]] = []
-    best_index, best_score = 0, -1.0
-    for index, params in enumerate(candidates):
-        preds = (
-            split_instances(
-                probs, params=params, distance=None if distances is None else distances[i]
-            )
-            for i, probs in enumerate(prob_maps)
-        )
-        row = {**params.to_dict(), **pooled_ap50(preds, true_label_images)}
-        table.append(row)
-        score = row["matching_ap50_pooled"]
-        if score > best_score:
-            best_index, best_score = index, score
-    return candidates[best_index], table
+    params = {k: v for k, v in settings.items() if k != "method"}
+    if settings["method"] == "watershed":
+        return split_instances(probs, params=WatershedParams(**params), distance=distance)
+    return connected_components_instances(
+        foreground_probability(probs),
+        threshold=float(params["threshold"]),
+        min_size=int(params["min_size"]),
+    )
+
+
+def suppress_ignored(probs: np.ndarray, ignored: np.ndarray) -> np.ndarray:
+    """Set ``(K, H, W)`` probabilities to certain background where ``ignored`` ``(H, W)`` is set.
+
+    Ignored pixels (COCO crowd regions, padding) hold no object a metric could count, so the
+    post-processing must not find one there.
+    """
+    if not ignored.any():
+        return probs
+    probs = probs.copy()
+    probs[:, ignored] = 0.0
+    probs[0, ignored] = 1.0
+    return probs
+
+
+def mean_per_object(values: np.ndarray, label_image: np.ndarray) -> dict[int, float]:
+    """Mean of ``values`` ``(H, W)`` over each object of ``label_image``, by label id."""
+    ids = np.unique(label_image)
+    ids = ids[ids != 0]
+    if ids.size == 0:
+        return {}
+    means = ndimage.mean(values, labels=label_image, index=ids)
+    return {int(i): float(m) for i, m in zip(ids, np.atleast_1d(means))}
+
+
+def object_scores(probs: np.ndarray, label_image: np.ndarray) -> dict[int, float]:
+    """Mean object probability of each object (its confidence for COCO AP), by label id."""
+    return mean_per_object(foreground_probability(probs), label_image)
+
+
+def params_summary(settings: dict[str, Any]) -> str:
+    """One line describing post-processing settings, for logs and reports."""
+    keys = [f.name for f in dataclasses.fields(WatershedParams)] + ["threshold"]
+    shown = ", ".join(f"{k}={settings[k]}" for k in keys if k in settings)
+    return f"{settings['method']} ({shown})"

@@ -8,7 +8,7 @@ from typing import Any
 import numpy as np
 from PIL import Image
 
-from pixelseg.engine.writer import atomic_write
+from pixelseg.files import atomic_write
 
 
 def colorize(

@@ -8,7 +8,7 @@ import numpy as np
 from PIL import Image
 from skimage.segmentation import find_boundaries
 
-from pixelseg.engine.writer import atomic_write
+from pixelseg.files import atomic_write
 from pixelseg.report.figures import display_image
 
 MAX_LABEL_16BIT = 65535

@@ -1,0 +1,195 @@
+"""Instance datasets and batches: one :class:`InstanceSample` per image, whatever the format.
+
+:func:`collate_detection` returns a :class:`~pixelseg.structures.Batch` that serves both kinds
+of models: ``images`` padded to one size ``(N, C, H, W)`` and ``targets`` (one dict of
+``boxes``, ``labels``, ``masks`` per image, masks padded like the images) for torchvision's
+detection models — ``list(batch.images), batch.targets`` is what they take (see
+:func:`detection_inputs`) — and ``masks``, the semantic view (union of the object masks as a class
+map, ``ignore_index`` on ignored and padded pixels), for semantic models.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Callable, Sequence
+from functools import cached_property
+
+import numpy as np
+import torch
+import torch.nn.functional as F
+from torch.utils.data import Dataset
+
+from pixelseg.config import DataConfig
+from pixelseg.data.instance.formats import InstanceFiles, InstanceSource, LoadedInstances
+from pixelseg.data.io import read_image
+from pixelseg.data.normalize import Normalizer, image_to_float
+from pixelseg.errors import DataError
+from pixelseg.postprocess.masks import label_image_to_boxes
+from pixelseg.structures import Batch, InstanceSample, SemanticSample
+
+InstanceTransformFn = Callable[[InstanceSample], InstanceSample]
+DEFAULT_IGNORE_INDEX = 255
+
+
+def sample_from_loaded(loaded: LoadedInstances, sample_id: str) -> InstanceSample:
+    """An un-normalised :class:`InstanceSample` (image as :func:`image_to_float` gives it)."""
+    _, boxes = label_image_to_boxes(loaded.label_image)
+    return InstanceSample(
+        image=image_to_float(loaded.image),
+        masks=torch.from_numpy(loaded.masks()),
+        boxes=torch.from_numpy(boxes).reshape(-1, 4),
+        labels=torch.from_numpy(loaded.labels.astype(np.int64)),
+        ids=torch.from_numpy(loaded.ids.astype(np.int64)),
+        id=sample_id,
+        ignore=None if loaded.ignore is None else torch.from_numpy(loaded.ignore),
+    )
+
+
+class InstanceDataset(Dataset[InstanceSample]):
+    """A dataset of images with one mask per object (Kaggle layout, label images or COCO).
+
+    Args:
+        data: the ``[data]`` section (``root`` resolved), an instance ``format``.
+        ids: the sample ids to keep (a split), or ``None`` for all.
+        transform: ``InstanceSample -> InstanceSample`` (e.g.
+            :func:`~pixelseg.data.instance.transforms.build_instance_transforms`), applied before
+            normalisation (8-bit images are in ``[0, 1]`` then).
+        normalizer: applied last.
+
+    Raises:
+        DataError: a requested id that does not exist, or the source cannot be listed.
+        ConfigError: not an instance format.
+    """
+
+    def __init__(
+        self,
+        data: DataConfig,
+        *,
+        ids: Sequence[str] | None = None,
+        transform: InstanceTransformFn | None = None,
+        normalizer: Normalizer | None = None,
+    ) -> None:
+        self.data = data
+        self.source = InstanceSource(data)
+        samples = self.source.samples
+        if ids is not None:
+            by_id = {s.id: s for s in samples}
+            missing = [i for i in ids if i not in by_id]
+            if missing:
+                raise DataError(data.root, f"unknown sample ids {', '.join(missing[:5])}")
+            samples = [by_id[i] for i in ids]
+        self.samples: list[InstanceFiles] = samples
+        self.transform = transform
+        self.normalizer = normalizer
+
+    def __len__(self) -> int:
+        return len(self.samples)
+
+    @property
+    def classes(self) -> tuple[str, ...]:
+        """Foreground class names; label ``k`` is ``classes[k - 1]``."""
+        return self.source.classes
+
+    @property
+    def num_classes(self) -> int:
+        """Number of foreground classes (background not counted, as ``create_mask_rcnn``)."""
+        return len(self.source.classes)
+
+    @cached_property
+    def in_channels(self) -> int:
+        """Band count of the images (read from the first sample)."""
+        if not self.samples:
+            raise DataError(self.data.root, "dataset is empty")
+        return int(read_image(self.samples[0].image, max_pixels=self.data.max_pixels).shape[2])
+
+    def load(self, index: int) -> LoadedInstances:
+        """The raw sample ``index`` (see :meth:`InstanceSource.load`)."""
+        return self.source.load(self.samples[index])
+
+    def __getitem__(self, index: int) -> InstanceSample:
+        files = self.samples[index]
+        loaded = self.load(index)
+        sample = sample_from_loaded(loaded, files.id)
+        sample.meta = {"image_path": str(files.image), "orig_size": loaded.label_image.shape}
+        if self.transform is not None:
+            sample = self.transform(sample)
+        if self.normalizer is not None:
+            sample.image = self.normalizer(sample.image)
+        sample.image = sample.image.contiguous()
+        return sample
+
+
+def class_map(sample: InstanceSample, *, ignore_index: int = DEFAULT_IGNORE_INDEX) -> torch.Tensor:
+    """The union of a sample's masks as a class map ``(H, W)`` int64.
+
+    0 is background, ``k`` the 1-based class of the objects, ``ignore_index`` the ignored pixels.
+    """
+    height, width = sample.image.shape[-2:]
+    result = torch.zeros((height, width), dtype=torch.int64)
+    for mask, label in zip(sample.masks, sample.labels):
+        result[mask] = label
+    if sample.ignore is not None:
+        result[sample.ignore] = ignore_index
+    return result
+
+
+def semantic_view(
+    sample: InstanceSample, *, ignore_index: int = DEFAULT_IGNORE_INDEX
+) -> SemanticSample:
+    """The same image as a semantic sample (see :func:`class_map`) for semantic models.
+
+    The class indices are 0 = background and ``1..K`` the instance classes: a semantic model of
+    this view has ``num_classes = K + 1``.
+    """
+    meta = {**sample.meta, "ignore_index": ignore_index}
+    return SemanticSample(
+        sample.image, class_map(sample, ignore_index=ignore_index), sample.id, meta
+    )
+
+
+def collate_detection(
+    samples: Sequence[InstanceSample], *, ignore_index: int = DEFAULT_IGNORE_INDEX
+) -> Batch:
+    """Collate instance samples for detection and semantic models alike.
+
+    Samples of different sizes are padded bottom/right to the largest: images with 0, the target
+    masks with ``False`` and the semantic class map with ``ignore_index``. Box coordinates do
+    not change (the padding is at the bottom and right).
+
+    Returns:
+        A :class:`Batch` with ``images`` ``(N, C, H, W)`` float32, ``masks`` ``(N, H, W)`` int64
+        (the semantic view) and ``targets``: per image ``{"boxes": (K, 4) float32 XYXY,
+        "labels": (K,) int64 1-based, "masks": (K, H, W) uint8}``.
+    """
+    if not samples:
+        raise ValueError("collate_detection: no samples")
+    height = max(s.image.shape[-2] for s in samples)
+    width = max(s.image.shape[-1] for s in samples)
+    images, class_maps, targets = [], [], []
+    for s in samples:
+        pad = (0, width - s.image.shape[-1], 0, height - s.image.shape[-2])
+        images.append(F.pad(s.image, pad, value=0.0))
+        class_maps.append(F.pad(class_map(s, ignore_index=ignore_index), pad, value=ignore_index))
+        targets.append(
+            {
+                "boxes": s.boxes.float().reshape(-1, 4),
+                "labels": s.labels.long(),
+                "masks": F.pad(s.masks.to(torch.uint8), pad, value=0),
+            }
+        )
+    return Batch(
+        images=torch.stack(images),
+        masks=torch.stack(class_maps),
+        ids=[s.id for s in samples],
+        targets=targets,
+    )
+
+
+def detection_inputs(batch: Batch) -> tuple[list[torch.Tensor], list[dict[str, torch.Tensor]]]:
+    """``(images, targets)`` as torchvision detection models take them, from a collated batch.
+
+    Raises:
+        ValueError: the batch has no targets (a semantic batch).
+    """
+    if batch.targets is None:
+        raise ValueError("detection_inputs: the batch has no instance targets")
+    return list(batch.images.unbind(0)), batch.targets

@@ -1,0 +1,137 @@
+"""The task contract: one engine trains, evaluates and predicts every job through it.
+
+A job (semantic, watershed, instance) is a :class:`TaskFactory` — it turns a config into a
+:class:`Job` (datasets, model, run record and the task object), or a trained run's record into a
+task object without any data — and a :class:`Task`, the object the training loop, the evaluator,
+the :class:`~pixelseg.inference.predictor.Predictor` and the reports talk to. The engine knows
+only these two protocols; ``pixelseg.tasks.registry`` maps ``config.task`` to the factories.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Callable, Mapping, Sequence
+from contextlib import AbstractContextManager
+from dataclasses import dataclass
+from typing import TYPE_CHECKING, Any, Protocol
+
+import numpy as np
+import torch
+from rich.console import Console
+from torch import nn
+
+from pixelseg.config import Config
+from pixelseg.structures import Batch, Prediction
+
+if TYPE_CHECKING:
+    from pixelseg.engine.run_dir import RunInfo
+    from pixelseg.engine.writer import RunWriter
+
+Autocast = Callable[[], AbstractContextManager]
+
+
+class PredictFn(Protocol):
+    """``predict(image, size=, ignore=)`` of a normalised ``(C, H, W)`` image (the Predictor's)."""
+
+    def __call__(
+        self,
+        image: torch.Tensor,
+        *,
+        size: tuple[int, int] | None = None,
+        ignore: np.ndarray | None = None,
+    ) -> Prediction:
+        """The typed prediction of one image."""
+
+
+class Metric(Protocol):
+    """Accumulator protocol shared by every metric (``reset/update/compute``)."""
+
+    def reset(self) -> None:
+        """Forget everything accumulated."""
+
+    def compute(self) -> dict[str, Any]:
+        """The metrics over everything seen since the last reset."""
+
+
+class Task(Protocol):
+    """What the engine, the evaluator, the Predictor and the reports need from a job.
+
+    ``step`` returns a dict with ``"loss"`` (a scalar tensor) and whatever ``update_metrics``
+    needs; ``primary_metric`` names the validation key the best checkpoint follows.
+    ``prediction_type`` is :class:`~pixelseg.structures.SemanticPrediction` or
+    :class:`~pixelseg.structures.InstancePrediction`.
+    """
+
+    name: str
+    primary_metric: str
+    #: What :meth:`predict` returns (the outputs ``pixelseg predict`` writes follow it).
+    prediction_type: type[Prediction]
+
+    def step(self, model: nn.Module, batch: Batch) -> dict[str, Any]:
+        """Forward one batch and compute the loss (training) or the outputs (eval mode)."""
+
+    def make_metrics(self) -> Metric:
+        """A fresh accumulator of the validation metrics."""
+
+    def update_metrics(self, metrics: Any, outputs: dict[str, Any], batch: Batch) -> None:
+        """Feed one validation batch's outputs to the accumulator."""
+
+    def after_training(self, model: nn.Module, job: Job, writer: RunWriter) -> None:
+        """Work after the last epoch with the best weights (threshold tuning on val), if any."""
+
+    def predict(
+        self,
+        model: nn.Module,
+        image: torch.Tensor,
+        *,
+        autocast: Autocast,
+        size: tuple[int, int] | None = None,
+        ignore: np.ndarray | None = None,
+    ) -> Prediction:
+        """The prediction for one normalised ``(C, H, W)`` image (model in eval mode).
+
+        ``size`` is the real image's ``(height, width)`` inside a padded one (outputs are
+        cropped to it); ``ignore`` marks pixels where no object may be found.
+        """
+
+    def evaluate(self, predict: PredictFn, dataset: Any) -> dict[str, Any]:
+        """Every metric of ``predict`` over ``dataset``'s samples (whole images)."""
+
+    def print_report(self, result: dict[str, Any], *, title: str, console: Console) -> None:
+        """Print ``evaluate``'s result."""
+
+    def write_report(
+        self, result: dict[str, Any], *, title: str, writer: RunWriter, folder: str
+    ) -> None:
+        """Write ``evaluate``'s result under ``folder`` of the run (``report.md``, ...)."""
+
+
+class TaskFactory(Protocol):
+    """Builds a job's :class:`Task` (a task class whose classmethods these are)."""
+
+    name: str
+
+    def build_job(self, config: Config, splits: Sequence[str], info: RunInfo | None) -> Job:
+        """Datasets, model, run record and task for ``config``.
+
+        ``info`` None starts a new run (decisions made from the training data); a trained
+        run's ``info`` reuses its decisions (normalisation, classes, thresholds).
+        """
+
+    def build_datasets(
+        self, config: Config, splits: Sequence[str], info: RunInfo
+    ) -> Mapping[str, Any]:
+        """A trained run's view of ``config``'s data: the requested splits, untransformed."""
+
+    def from_run(self, config: Config, info: RunInfo) -> Task:
+        """The task object of a trained run, without reading any data."""
+
+
+@dataclass
+class Job:
+    """Everything training needs for one config: the task, the data, the model, the record."""
+
+    task: Task
+    datasets: Mapping[str, Any]
+    collate: Callable[[Sequence[Any]], Any]
+    info: RunInfo
+    model: nn.Module

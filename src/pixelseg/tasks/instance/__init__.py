@@ -1,0 +1,1 @@
+"""The instance task: Mask R-CNN."""

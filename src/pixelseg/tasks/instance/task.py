@@ -1,0 +1,229 @@
+"""The instance task: Mask R-CNN trained, validated, tuned and evaluated by the shared engine.
+
+Training sums torchvision's loss dict into ``"loss"``. Validation feeds the raw, overlapping,
+scored masks to COCO mask AP (``mask_ap``, the primary metric that early stopping follows) and
+the score-resolved instance label image to the matching AP and counting metrics. After training
+the score and mask thresholds are tuned on val for counting (see
+:func:`~pixelseg.tasks.instance.outputs.tune_thresholds`) and stored in the run directory
+(``postprocess.json``, and ``run.json``'s ``extra["postprocess"]`` which evaluation and
+prediction read).
+"""
+
+from __future__ import annotations
+
+import time
+from collections.abc import Iterator, Mapping, Sequence
+from typing import Any
+
+import numpy as np
+import torch
+from rich.console import Console
+from torch import nn
+from torch.utils.data import DataLoader
+
+from pixelseg.config import Config
+from pixelseg.data.instance.dataset import detection_inputs
+from pixelseg.engine.progress import progress_bar
+from pixelseg.engine.run_dir import RunInfo
+from pixelseg.engine.task import Autocast, Job, PredictFn
+from pixelseg.engine.writer import RunWriter
+from pixelseg.structures import Batch, InstancePrediction, Prediction
+from pixelseg.tasks.instance.outputs import (
+    DEFAULT_MASK_THRESHOLD,
+    DEFAULT_SCORE_THRESHOLD,
+    Detections,
+    InstanceMetrics,
+    tune_thresholds,
+)
+
+
+def _truths(batch: Batch) -> list[tuple[np.ndarray, np.ndarray]]:
+    """``(N, H, W)`` bool masks and ``(N,)`` labels of each image of a batch, on the CPU."""
+    _, targets = detection_inputs(batch)
+    return [(t["masks"].bool().cpu().numpy(), t["labels"].cpu().numpy()) for t in targets]
+
+
+class InstanceTask:
+    """Mask R-CNN: ``step`` returns the summed ``loss`` (training) or the ``detections`` (eval).
+
+    Args:
+        num_classes: foreground classes.
+        class_names: their names (class ``k`` is ``class_names[k - 1]``).
+        score_threshold: for the label images (tuned by :meth:`after_training`).
+        mask_threshold: for the masks (tuned by :meth:`after_training`).
+        tuned_on: the split that tuned the thresholds (None: defaults).
+    """
+
+    name = "instance"
+    primary_metric = "mask_ap"
+    prediction_type: type[Prediction] = InstancePrediction
+
+    def __init__(
+        self,
+        *,
+        num_classes: int,
+        class_names: Sequence[str],
+        score_threshold: float = DEFAULT_SCORE_THRESHOLD,
+        mask_threshold: float = DEFAULT_MASK_THRESHOLD,
+        tuned_on: str | None = None,
+    ) -> None:
+        self.tuned_on = tuned_on
+        self.num_classes = num_classes
+        self.class_names = list(class_names)
+        self.score_threshold = score_threshold
+        self.mask_threshold = mask_threshold
+
+    @classmethod
+    def build_job(cls, config: Config, splits: Sequence[str], info: RunInfo | None) -> Job:
+        """Datasets, model, run record and task (see :mod:`pixelseg.tasks.instance.job`)."""
+        from pixelseg.tasks.instance.job import build_instance_job
+
+        return build_instance_job(config, splits, info)
+
+    @classmethod
+    def build_datasets(
+        cls, config: Config, splits: Sequence[str], info: RunInfo
+    ) -> Mapping[str, Any]:
+        """The requested splits with the run's normalisation."""
+        from pixelseg.tasks.instance.job import build_instance_job_datasets
+
+        return build_instance_job_datasets(config, splits, info)
+
+    @classmethod
+    def from_run(cls, config: Config, info: RunInfo) -> InstanceTask:
+        """The task of a trained run, with its tuned thresholds."""
+        post = info.extra.get("postprocess") or {}
+        return cls(
+            num_classes=len(info.class_names),
+            class_names=info.class_names,
+            score_threshold=float(post.get("score_threshold", DEFAULT_SCORE_THRESHOLD)),
+            mask_threshold=float(post.get("mask_threshold", DEFAULT_MASK_THRESHOLD)),
+            tuned_on="val" if post else None,
+        )
+
+    def step(self, model: nn.Module, batch: Batch) -> dict[str, Any]:
+        """One forward pass.
+
+        Training mode: ``loss`` (the sum) and each of torchvision's five losses, detached, for
+        logging. Eval mode (torchvision then returns detections, not losses): ``loss`` 0 and
+        ``detections``, per image ``boxes``, ``labels``, ``scores``, ``masks`` ``(K, 1, H, W)``.
+        """
+        images, targets = detection_inputs(batch)
+        if model.training:
+            losses: dict[str, torch.Tensor] = model(images, targets)
+            total = torch.stack([value.float() for value in losses.values()]).sum()
+            return {"loss": total, **{key: value.detach() for key, value in losses.items()}}
+        detections = model(images)
+        return {"loss": torch.zeros((), device=batch.images.device), "detections": detections}
+
+    def make_metrics(self) -> InstanceMetrics:
+        """Fresh validation metrics with the current thresholds."""
+        return InstanceMetrics(
+            score_threshold=self.score_threshold, mask_threshold=self.mask_threshold
+        )
+
+    def update_metrics(self, metrics: Any, outputs: dict[str, Any], batch: Batch) -> None:
+        """Feed one eval batch's detections and true masks to ``metrics``."""
+        for output, (masks, labels), image_id in zip(
+            outputs["detections"], _truths(batch), batch.ids, strict=True
+        ):
+            prediction = metrics.prediction(Detections.from_output(output))
+            metrics.update(prediction, masks, labels, image_id)
+
+    @torch.no_grad()
+    def after_training(self, model: nn.Module, job: Job, writer: RunWriter) -> None:
+        """Tune the score and mask thresholds on val for counting, and store them in the run.
+
+        Writes ``postprocess.json`` (the choice, the criterion and the whole grid) and the
+        choice into ``run.json`` (``extra["postprocess"]``).
+        """
+        if "val" not in job.datasets:
+            return
+        device = next(model.parameters()).device
+        model.eval()
+        loader = DataLoader(job.datasets["val"], batch_size=1, collate_fn=job.collate)
+
+        def batches() -> Iterator[tuple[list[Detections], list[np.ndarray]]]:
+            for batch in loader:
+                batch = batch.to(device)
+                outputs = model(detection_inputs(batch)[0])
+                truths = [masks for masks, _ in _truths(batch)]
+                yield [Detections.from_output(o) for o in outputs], truths
+
+        with progress_bar("tune thresholds", total=len(loader)) as advance:
+            tuned = tune_thresholds(batches(), progress=advance)
+        self.score_threshold = float(tuned["score_threshold"])
+        self.mask_threshold = float(tuned["mask_threshold"])
+        self.tuned_on = "val"
+        job.info.extra["postprocess"] = {k: v for k, v in tuned.items() if k != "grid"}
+        writer.json("postprocess.json", tuned)
+        writer.json("run.json", job.info.to_dict())
+        Console(highlight=False).print(
+            f"thresholds tuned on val: score {self.score_threshold}, mask {self.mask_threshold} "
+            f"(matching AP50 {tuned['matching_ap50']:.4f}, count MAE {tuned['count_mae']:.3f})"
+        )
+
+    @torch.no_grad()
+    def predict(
+        self,
+        model: nn.Module,
+        image: torch.Tensor,
+        *,
+        autocast: Autocast,
+        size: tuple[int, int] | None = None,
+        ignore: np.ndarray | None = None,
+    ) -> InstancePrediction:
+        """Detections of one normalised ``(C, H, W)`` image and their label image.
+
+        Args:
+            size: ``(height, width)`` of the real image inside a padded one: the image is
+                cropped to it first (Mask R-CNN takes any size).
+            ignore: unused (Mask R-CNN's detections are scored as they are).
+        """
+        if size is not None:
+            image = image[:, : size[0], : size[1]]
+        device = next(model.parameters()).device
+        with autocast():
+            (output,) = model([image.float().to(device)])
+        return self.make_metrics().prediction(Detections.from_output(output))
+
+    def evaluate(self, predict: PredictFn, dataset: Any) -> dict[str, Any]:
+        """Every instance metric of ``predict`` on ``dataset``, with the run's thresholds.
+
+        Returns:
+            :meth:`InstanceMetrics.compute`'s dict plus ``images_per_second``.
+        """
+        metrics = self.make_metrics()
+        start = time.perf_counter()
+        with progress_bar("evaluate", total=len(dataset)) as advance:
+            for index in range(len(dataset)):
+                sample = dataset[index]
+                prediction = predict(sample.image)
+                assert isinstance(prediction, InstancePrediction)
+                truth = sample.masks.bool().numpy(), sample.labels.numpy()
+                metrics.update(prediction, *truth, image_id=sample.id)
+                advance()
+        result = metrics.compute()
+        result["thresholds_tuned_on"] = self.tuned_on
+        result["images_per_second"] = len(dataset) / max(time.perf_counter() - start, 1e-9)
+        return result
+
+    def print_report(self, result: dict[str, Any], *, title: str, console: Console) -> None:
+        """The instance metrics table (shared with the watershed task) and the thresholds."""
+        from pixelseg.report.instance_report import print_instance_report
+
+        print_instance_report(result, title=title, console=console)
+        thresholds = result.get("thresholds")
+        if thresholds:
+            console.print(
+                f"label images: detections scoring >= {thresholds['score']}, mask pixels >= "
+                f"{thresholds['mask']}; COCO mask AP on all detections: {result['mask_ap']:.4f}"
+            )
+
+    def write_report(
+        self, result: dict[str, Any], *, title: str, writer: RunWriter, folder: str
+    ) -> None:
+        """``report.md`` under ``folder``."""
+        from pixelseg.report.instance_report import instance_markdown
+
+        writer.text(f"{folder}/report.md", instance_markdown(result, title=title))

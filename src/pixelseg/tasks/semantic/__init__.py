@@ -1,0 +1,1 @@
+"""The semantic task: a class for every pixel."""

@@ -1,0 +1,207 @@
+"""The semantic segmentation task: logits per pixel, a loss, confusion-matrix metrics."""
+
+from __future__ import annotations
+
+import time
+from collections.abc import Mapping, Sequence
+from typing import Any
+
+import numpy as np
+import torch
+from rich.console import Console
+from torch import nn
+
+from pixelseg.config import Config
+from pixelseg.engine.padding import pad_for_model
+from pixelseg.engine.progress import progress_bar
+from pixelseg.engine.run_dir import RunInfo
+from pixelseg.engine.task import Autocast, Job, PredictFn
+from pixelseg.engine.writer import RunWriter
+from pixelseg.metrics.confusion import ConfusionMatrix
+from pixelseg.structures import Batch, Prediction, SemanticPrediction
+
+
+class SemanticMetrics:
+    """Confusion matrix (mIoU, Dice, accuracies) plus AUC-ROC for two-class tasks."""
+
+    def __init__(self, num_classes: int, *, ignore_index: int, class_names: list[str]) -> None:
+        self.confusion = ConfusionMatrix(
+            num_classes, ignore_index=ignore_index, class_names=class_names
+        )
+        self.auc: Any = None
+        if num_classes == 2:
+            from pixelseg.metrics.binary import BinaryAUROC
+
+            self.auc = BinaryAUROC(ignore_index=ignore_index)
+
+    def reset(self) -> None:
+        """Forget everything accumulated."""
+        self.confusion.reset()
+        if self.auc is not None:
+            self.auc.reset()
+
+    def update(self, logits: torch.Tensor, target: torch.Tensor) -> None:
+        """Accumulate ``logits`` ``(N, C, H, W)`` against ``target`` ``(N, H, W)``."""
+        self.confusion.update(logits.argmax(1), target)
+        if self.auc is not None:
+            self.auc.update(logits.float().softmax(1)[:, 1], target)
+
+    def compute(self) -> dict[str, Any]:
+        """All metrics as one dict (``auc_roc`` for two-class tasks)."""
+        result = dict(self.confusion.compute())
+        if self.auc is not None:
+            result["auc_roc"] = self.auc.compute()["auc_roc"]
+        return result
+
+
+class SemanticTask:
+    """Per-pixel classification: ``step`` returns ``loss`` and ``logits`` ``(N, C, H, W)``.
+
+    Args:
+        loss_fn: maps ``(logits, target)`` to a scalar.
+        num_classes: number of real classes.
+        ignore_index: label of void/padding pixels.
+        class_names: names for reports.
+    """
+
+    name = "semantic"
+    primary_metric = "miou"
+    prediction_type: type[Prediction] = SemanticPrediction
+
+    def __init__(
+        self, loss_fn: nn.Module, *, num_classes: int, ignore_index: int, class_names: list[str]
+    ) -> None:
+        self.loss_fn = loss_fn
+        self.num_classes = num_classes
+        self.ignore_index = ignore_index
+        self.class_names = class_names
+
+    # -- the factory side (classmethods): config or run record -> job / task ------------------
+
+    @classmethod
+    def build_job(cls, config: Config, splits: Sequence[str], info: RunInfo | None) -> Job:
+        """Datasets, model, run record and task (see :mod:`pixelseg.tasks.semantic.job`)."""
+        from pixelseg.tasks.semantic.job import build_semantic_job
+
+        return build_semantic_job(config, splits, info)
+
+    @classmethod
+    def build_datasets(
+        cls, config: Config, splits: Sequence[str], info: RunInfo
+    ) -> Mapping[str, Any]:
+        """The requested splits with the run's normalisation (no augmentation)."""
+        from pixelseg.data.build import build_datasets
+        from pixelseg.data.normalize import Normalizer
+
+        normalizer = Normalizer.from_dict(info.normalizer)
+        return build_datasets(config, splits, normalizer=normalizer, verify=False)
+
+    @classmethod
+    def from_run(cls, config: Config, info: RunInfo) -> SemanticTask:
+        """The task of a trained run (its recorded loss, classes and ignore index)."""
+        from pixelseg.tasks.semantic.job import build_loss_fn
+
+        return cls(
+            build_loss_fn(config, info),
+            num_classes=len(info.class_names),
+            ignore_index=info.ignore_index,
+            class_names=list(info.class_names),
+        )
+
+    # -- training and validation --------------------------------------------------------------
+
+    def step(self, model: nn.Module, batch: Batch) -> dict[str, Any]:
+        """Forward ``batch.images`` and compute the loss against ``batch.masks``."""
+        logits = model(batch.images)
+        loss = self.loss_fn(logits.float(), batch.masks)
+        return {"loss": loss, "logits": logits}
+
+    def make_metrics(self) -> SemanticMetrics:
+        """Fresh validation metrics."""
+        return SemanticMetrics(
+            self.num_classes, ignore_index=self.ignore_index, class_names=self.class_names
+        )
+
+    def update_metrics(self, metrics: Any, outputs: dict[str, Any], batch: Batch) -> None:
+        """Feed logits and masks to the accumulator."""
+        metrics.update(outputs["logits"].detach(), batch.masks)
+
+    def after_training(self, model: nn.Module, job: Job, writer: RunWriter) -> None:
+        """Nothing to tune: the argmax of the logits is the prediction."""
+
+    # -- prediction and evaluation ------------------------------------------------------------
+
+    @torch.no_grad()
+    def predict(
+        self,
+        model: nn.Module,
+        image: torch.Tensor,
+        *,
+        autocast: Autocast,
+        size: tuple[int, int] | None = None,
+        ignore: np.ndarray | None = None,
+    ) -> SemanticPrediction:
+        """Class probabilities and label map of one normalised ``(C, H, W)`` image.
+
+        The image is padded as :func:`~pixelseg.engine.padding.pad_for_model` says and the
+        result cropped back (to ``size`` when given). ``ignore`` is unused: every pixel gets
+        a class.
+        """
+        height, width = size if size is not None else tuple(image.shape[-2:])
+        device = next(model.parameters()).device
+        batch = pad_for_model(image).to(device)
+        with autocast():
+            logits = model(batch)
+        probs = logits.float()[0, :, :height, :width].softmax(0).cpu()
+        return SemanticPrediction(probs=probs, label_map=probs.argmax(0))
+
+    def evaluate(self, predict: PredictFn, dataset: Any) -> dict[str, Any]:
+        """Confusion-matrix metrics, AUC (two classes) and boundary F1 over ``dataset``.
+
+        Padding, void and invalid pixels carry ``ignore_index`` in the masks and never count.
+        """
+        from pixelseg.metrics.boundary import BoundaryF1
+
+        metrics = self.make_metrics()
+        boundary = BoundaryF1(
+            self.num_classes, ignore_index=self.ignore_index, class_names=self.class_names
+        )
+        start = time.perf_counter()
+        with progress_bar("evaluate", total=len(dataset)) as advance:
+            for index in range(len(dataset)):
+                sample = dataset[index]
+                prediction = predict(sample.image)
+                assert isinstance(prediction, SemanticPrediction)
+                target = sample.mask[None]
+                metrics.update(prediction.probs[None].log(), target)
+                boundary.update(prediction.label_map[None], target)
+                advance()
+        result = metrics.compute()
+        result.update(boundary.compute())
+        result["num_images"] = len(dataset)
+        result["images_per_second"] = len(dataset) / max(time.perf_counter() - start, 1e-9)
+        return result
+
+    def print_report(self, result: dict[str, Any], *, title: str, console: Console) -> None:
+        """Per-class table, headline lines and the honesty warnings."""
+        from pixelseg.report.tables import print_semantic_report
+
+        print_semantic_report(result, title=title, console=console)
+
+    def write_report(
+        self, result: dict[str, Any], *, title: str, writer: RunWriter, folder: str
+    ) -> None:
+        """``report.md``, ``confusion.png`` and a self-contained ``report.html``."""
+        from pixelseg.report.figures import save_confusion_matrix
+        from pixelseg.report.html import semantic_html
+        from pixelseg.report.tables import semantic_markdown
+
+        writer.text(f"{folder}/report.md", semantic_markdown(result, title=title))
+        if writer.enabled:
+            confusion = save_confusion_matrix(
+                writer.path(f"{folder}/confusion.png"),
+                result["confusion_matrix"],
+                list(result["per_class_iou"]),
+            )
+            page = semantic_html(result, title=title, images=[confusion])
+            writer.text(f"{folder}/report.html", page)

@@ -1,0 +1,1 @@
+"""Semantic → instance: a semantic net on interior/boundary targets plus a watershed."""

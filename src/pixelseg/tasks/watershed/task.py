@@ -1,0 +1,257 @@
+"""Semantic → instance: a semantic net learns interiors and boundaries, a watershed splits them.
+
+Any registered semantic model is trained on targets derived from instance labels in the data
+pipeline (:mod:`pixelseg.tasks.watershed.data`): background / interior / boundary with the U-Net
+border weight map as per-pixel cross-entropy weights (plus Dice), optionally with one more output
+channel regressing the distance to the boundary. After training the post-processing thresholds
+are tuned on the val split and stored in the run directory (``postprocess.json`` and
+``run.json``); evaluation reports instance metrics. ``[watershed] targets = "two_class"`` with
+``postprocess = "connected_components"`` is the naive baseline, where touching objects merge.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Mapping, Sequence
+from typing import Any
+
+import numpy as np
+import torch
+import torch.nn.functional as F
+from rich.console import Console
+from torch import nn
+
+from pixelseg.config import Config, WatershedConfig
+from pixelseg.engine.progress import progress_bar
+from pixelseg.engine.run_dir import RunInfo
+from pixelseg.engine.task import Autocast, Job, PredictFn
+from pixelseg.engine.writer import RunWriter
+from pixelseg.losses.dice import dice_loss
+from pixelseg.postprocess.masks import instance_prediction
+from pixelseg.postprocess.tuning import tune_postprocess
+from pixelseg.postprocess.watershed import (
+    apply_postprocess,
+    default_postprocess,
+    object_scores,
+    params_summary,
+    suppress_ignored,
+)
+from pixelseg.structures import Batch, InstancePrediction, Prediction
+from pixelseg.tasks.watershed.data import IGNORE_INDEX, THREE_CLASS_NAMES, TWO_CLASS_NAMES
+from pixelseg.tasks.watershed.evaluate import (
+    WatershedMetrics,
+    evaluate_watershed,
+    markdown_report,
+    print_report,
+)
+from pixelseg.tasks.watershed.maps import predict_maps, split_outputs
+
+
+class WatershedTask:
+    """Train a semantic net on watershed targets; ``step`` returns ``loss`` and ``outputs``.
+
+    The loss is the per-pixel cross-entropy weighted by the batch's weight map (a weighted mean),
+    plus ``dice_weight`` times the multiclass Dice loss (``loss_name = "dice_ce"``), plus
+    ``distance_weight`` times the L1 / MSE distance loss on valid pixels with a distance head.
+
+    Args:
+        settings: the ``[watershed]`` section.
+        loss_name: ``"ce"`` or ``"dice_ce"``.
+        ce_weight: weight of the cross-entropy term.
+        dice_weight: weight of the Dice term.
+        postprocess: post-processing settings used for validation and evaluation.
+        postprocess_tuned_on: the split that tuned ``postprocess`` (None: untuned defaults).
+    """
+
+    name = "watershed"
+    primary_metric = "matching_ap50"
+    prediction_type: type[Prediction] = InstancePrediction
+
+    def __init__(
+        self,
+        settings: WatershedConfig,
+        *,
+        loss_name: str = "dice_ce",
+        ce_weight: float = 1.0,
+        dice_weight: float = 1.0,
+        postprocess: dict[str, Any] | None = None,
+        postprocess_tuned_on: str | None = None,
+    ) -> None:
+        self.settings = settings
+        self.class_names = (
+            THREE_CLASS_NAMES if settings.targets == "three_class" else TWO_CLASS_NAMES
+        )
+        self.num_classes = len(self.class_names)
+        self.loss_name = loss_name
+        self.ce_weight = ce_weight
+        self.dice_weight = dice_weight
+        self.postprocess = postprocess or default_postprocess(settings)
+        self.postprocess_tuned_on = postprocess_tuned_on
+
+    def loss(self, outputs: torch.Tensor, batch: Batch) -> torch.Tensor:
+        """The training loss of ``outputs`` ``(N, K(+1), H, W)`` against a collated batch."""
+        logits, distance = split_outputs(
+            outputs.float(), num_classes=self.num_classes, distance_head=self.settings.distance_head
+        )
+        targets = batch.targets or []
+        weights = torch.stack([t["weight_map"] for t in targets]).to(logits.dtype)
+        valid = batch.masks != IGNORE_INDEX
+        labels = torch.where(valid, batch.masks, torch.zeros_like(batch.masks))
+        per_pixel = F.cross_entropy(logits, labels, reduction="none")
+        loss = self.ce_weight * (per_pixel * weights).sum() / weights.sum().clamp_min(1e-6)
+        if self.loss_name == "dice_ce":
+            loss = loss + self.dice_weight * dice_loss(
+                logits, batch.masks, ignore_index=IGNORE_INDEX
+            )
+        if distance is not None:
+            difference = distance - torch.stack([t["distance"] for t in targets])
+            error = difference.abs() if self.settings.distance_loss == "l1" else difference**2
+            mean_error = (error * valid).sum() / valid.sum().clamp_min(1)
+            loss = loss + self.settings.distance_weight * mean_error
+        return loss
+
+    @classmethod
+    def build_job(cls, config: Config, splits: Sequence[str], info: RunInfo | None) -> Job:
+        """Datasets, model, run record and task (see :mod:`pixelseg.tasks.watershed.job`)."""
+        from pixelseg.tasks.watershed.job import build_watershed_job
+
+        return build_watershed_job(config, splits, info)
+
+    @classmethod
+    def build_datasets(
+        cls, config: Config, splits: Sequence[str], info: RunInfo
+    ) -> Mapping[str, Any]:
+        """The requested splits with the run's normalisation and target settings."""
+        from pixelseg.tasks.watershed.job import build_watershed_datasets
+
+        return build_watershed_datasets(config, splits, info)
+
+    @classmethod
+    def from_run(cls, config: Config, info: RunInfo) -> WatershedTask:
+        """The task of a trained run: its targets, loss and tuned post-processing."""
+        from pixelseg.tasks.watershed.job import run_settings
+
+        return cls(
+            run_settings(config, info),
+            loss_name=info.loss.get("name", "dice_ce"),
+            ce_weight=config.loss.ce_weight,
+            dice_weight=config.loss.dice_weight,
+            postprocess=info.extra.get("postprocess"),
+            postprocess_tuned_on=info.extra.get("postprocess_tuned_on"),
+        )
+
+    def step(self, model: nn.Module, batch: Batch) -> dict[str, Any]:
+        """Forward ``batch.images`` and compute the loss."""
+        outputs = model(batch.images)
+        return {"loss": self.loss(outputs, batch), "outputs": outputs}
+
+    def make_metrics(self) -> WatershedMetrics:
+        """Fresh validation metrics (untuned post-processing)."""
+        return WatershedMetrics(
+            self.class_names,
+            postprocess=default_postprocess(self.settings),
+            distance_head=self.settings.distance_head,
+        )
+
+    def update_metrics(self, metrics: Any, outputs: dict[str, Any], batch: Batch) -> None:
+        """Feed one validation batch to the accumulator."""
+        metrics.update(outputs["outputs"].detach(), batch)
+
+    def after_training(self, model: nn.Module, job: Job, writer: RunWriter) -> None:
+        """Tune the post-processing thresholds on val with the best weights; store them.
+
+        Writes ``postprocess.json`` (the chosen settings and the whole tuning table) and the
+        chosen settings into ``run.json`` (``extra["postprocess"]``), which evaluation and
+        prediction read.
+        """
+        model.eval()
+        prob_maps, truths, distances = [], [], []
+        dataset = job.datasets["val"]
+        with progress_bar("tune post-processing", total=len(dataset)) as advance:
+            for index in range(len(dataset)):
+                sample = dataset[index]
+                height, width = sample.meta.get("orig_size", sample.image.shape[-2:])
+                probs, distance = predict_maps(
+                    model,
+                    sample.image,
+                    num_classes=self.num_classes,
+                    distance_head=self.settings.distance_head,
+                    size=(height, width),
+                )
+                ignored = sample.class_map[:height, :width] == IGNORE_INDEX
+                prob_maps.append(suppress_ignored(probs, ignored.numpy()))
+                truths.append(sample.instances[:height, :width].numpy())
+                if distance is not None:
+                    distances.append(distance)
+                advance()
+        if self.settings.tune:
+            chosen, table = tune_postprocess(
+                prob_maps, truths, self.settings, distances=distances or None
+            )
+        else:
+            chosen, table = default_postprocess(self.settings), []
+        self.postprocess = chosen
+        self.postprocess_tuned_on = "val" if self.settings.tune else None
+        job.info.extra["postprocess"] = chosen
+        job.info.extra["postprocess_tuned_on"] = "val" if self.settings.tune else None
+        writer.json(
+            "postprocess.json",
+            {
+                "chosen": chosen,
+                "tuned_on": job.info.extra["postprocess_tuned_on"],
+                "score": "matching_ap50_pooled",
+                "table": table,
+            },
+        )
+        writer.json("run.json", job.info.to_dict())
+        if writer.enabled:
+            Console(highlight=False).print(
+                f"post-processing{' tuned on val' if self.settings.tune else ''}: "
+                f"{params_summary(chosen)}",
+                soft_wrap=True,
+            )
+
+    @torch.no_grad()
+    def predict(
+        self,
+        model: nn.Module,
+        image: torch.Tensor,
+        *,
+        autocast: Autocast,
+        size: tuple[int, int] | None = None,
+        ignore: np.ndarray | None = None,
+    ) -> InstancePrediction:
+        """Objects of one normalised ``(C, H, W)`` image after the run's post-processing.
+
+        Args:
+            size: ``(height, width)`` of the real image inside a padded one (maps are cropped
+                to it before post-processing).
+            ignore: ``(h, w)`` bool pixels where no object may be found (crowd regions).
+        """
+        probs, distance = predict_maps(
+            model,
+            image,
+            num_classes=self.num_classes,
+            distance_head=self.settings.distance_head,
+            size=size,
+            autocast=autocast,
+        )
+        if ignore is not None:
+            probs = suppress_ignored(probs, ignore)
+        label_image = apply_postprocess(probs, distance, self.postprocess)
+        return instance_prediction(
+            label_image, object_scores(probs, label_image), class_probs=probs
+        )
+
+    def evaluate(self, predict: PredictFn, dataset: Any) -> dict[str, Any]:
+        """Instance metrics after the run's post-processing, and the class map's mIoU."""
+        return evaluate_watershed(self, predict, dataset)
+
+    def print_report(self, result: dict[str, Any], *, title: str, console: Console) -> None:
+        """The instance metrics, the post-processing used and the class-map mIoU."""
+        print_report(result, title=title, console=console)
+
+    def write_report(
+        self, result: dict[str, Any], *, title: str, writer: RunWriter, folder: str
+    ) -> None:
+        """``report.md`` under ``folder``."""
+        writer.text(f"{folder}/report.md", markdown_report(result, title=title))
