@@ -20,6 +20,7 @@ T = TypeVar("T")
 
 
 def plain(value: Any) -> Any:
+    """``value`` with tuples as lists, recursively (the JSON / TOML form of a config)."""
     if isinstance(value, dict):
         return {k: plain(v) for k, v in value.items()}
     if isinstance(value, list | tuple):
@@ -81,6 +82,10 @@ def coerce(value: Any, hint: Any, key: str) -> Any:
 
 
 def build_dataclass(cls: type[T], raw: dict[str, Any], prefix: str) -> T:
+    """An instance of dataclass ``cls`` from ``raw``, refusing unknown keys and wrong types.
+
+    Errors name the key with ``prefix`` (``"data."``, ``"train."``...).
+    """
     hints = typing.get_type_hints(cls)
     names = {f.name for f in dataclasses.fields(cls)}  # type: ignore[arg-type]
     kwargs: dict[str, Any] = {}

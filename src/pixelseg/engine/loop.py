@@ -149,7 +149,7 @@ def evaluate(
             task.update_metrics(metrics, outputs, batch)
             count += len(batch.ids)
             advance()
-    result = metrics.compute()
+    result = dict(metrics.compute())
     result["loss"] = sum(losses) / max(1, len(losses))
     result["images_per_second"] = count / max(time.perf_counter() - start, 1e-9)
     return result

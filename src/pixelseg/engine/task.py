@@ -20,6 +20,7 @@ from rich.console import Console
 from torch import nn
 
 from pixelseg.config import Config
+from pixelseg.metrics.results import EvaluationResult
 from pixelseg.structures import Batch, Prediction
 
 if TYPE_CHECKING:
@@ -48,8 +49,8 @@ class Metric(Protocol):
     def reset(self) -> None:
         """Forget everything accumulated."""
 
-    def compute(self) -> dict[str, Any]:
-        """The metrics over everything seen since the last reset."""
+    def compute(self) -> Mapping[str, Any]:
+        """The metrics over everything seen since the last reset (validation reads any key)."""
 
 
 class Task(Protocol):
@@ -93,14 +94,14 @@ class Task(Protocol):
         cropped to it); ``ignore`` marks pixels where no object may be found.
         """
 
-    def evaluate(self, predict: PredictFn, dataset: Any) -> dict[str, Any]:
+    def evaluate(self, predict: PredictFn, dataset: Any) -> EvaluationResult:
         """Every metric of ``predict`` over ``dataset``'s samples (whole images)."""
 
-    def print_report(self, result: dict[str, Any], *, title: str, console: Console) -> None:
+    def print_report(self, result: EvaluationResult, *, title: str, console: Console) -> None:
         """Print ``evaluate``'s result."""
 
     def write_report(
-        self, result: dict[str, Any], *, title: str, writer: RunWriter, folder: str
+        self, result: EvaluationResult, *, title: str, writer: RunWriter, folder: str
     ) -> None:
         """Write ``evaluate``'s result under ``folder`` of the run (``report.md``, ...)."""
 

@@ -4,7 +4,6 @@ from __future__ import annotations
 
 import dataclasses
 from pathlib import Path
-from typing import Any
 
 from rich.console import Console
 
@@ -12,12 +11,13 @@ from pixelseg.config import load_config
 from pixelseg.engine.writer import RunWriter
 from pixelseg.files import atomic_write_json
 from pixelseg.inference.predictor import Predictor
+from pixelseg.metrics.results import EvaluationResult
 from pixelseg.tasks.registry import get_task
 
 
 def evaluate_predictor(
     predictor: Predictor, *, data: str | None = None, split: str = "val"
-) -> dict[str, Any]:
+) -> EvaluationResult:
     """Every metric of ``predictor``'s task on ``split`` of its run's data (or ``data``'s).
 
     Returns:
@@ -44,7 +44,7 @@ def evaluate_run(
     split: str = "val",
     device: str = "auto",
     checkpoint: str = "best",
-) -> dict[str, Any]:
+) -> EvaluationResult:
     """Evaluate the ``best`` (or ``last``) checkpoint of ``run_dir`` on ``split``.
 
     Args:

@@ -12,7 +12,6 @@ from __future__ import annotations
 
 import math
 from collections.abc import Sequence
-from typing import Any
 
 import numpy as np
 import torch
@@ -20,6 +19,7 @@ from scipy import ndimage
 from torch import Tensor
 
 from pixelseg.metrics.confusion import all_reduce_sum, predictions_to_labels
+from pixelseg.metrics.results import BoundaryResult
 
 #: Matching distance as a fraction of the image diagonal (SegNet's evaluation).
 DEFAULT_TOLERANCE = 0.0075
@@ -146,7 +146,7 @@ class BoundaryF1:
         """Sum the totals over all processes (a no-op without ``torch.distributed``)."""
         all_reduce_sum(self.totals)
 
-    def compute(self) -> dict[str, Any]:
+    def compute(self) -> BoundaryResult:
         """Scores so far.
 
         Returns:

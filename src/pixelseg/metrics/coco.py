@@ -13,6 +13,8 @@ import numpy as np
 from faster_coco_eval import COCO, COCOeval_faster
 from faster_coco_eval.core import mask as mask_api
 
+from pixelseg.metrics.results import CocoResult
+
 #: COCO's detections-per-image limit; raised when an image holds more objects.
 COCO_MAX_DETECTIONS = 100
 
@@ -188,7 +190,7 @@ def summarize_precision(
 
 def coco_mask_ap(
     records: list[CocoImageRecord], *, max_detections: int | None = None
-) -> dict[str, Any]:
+) -> CocoResult:
     """COCO mask AP over a split with faster-coco-eval.
 
     Args:
@@ -202,9 +204,16 @@ def coco_mask_ap(
     """
     most_objects = max((max(len(r.true_rles), len(r.pred_rles)) for r in records), default=0)
     limit = max_detections if max_detections is not None else max(COCO_MAX_DETECTIONS, most_objects)
-    result: dict[str, Any] = {key: None for key in ("AP", "AP50", "AP75", *_AREA_KEYS)}
-    result["max_detections"] = int(limit)
-    result["max_detections_raised"] = bool(limit > COCO_MAX_DETECTIONS)
+    result: CocoResult = {
+        "AP": None,
+        "AP50": None,
+        "AP75": None,
+        "AP_small": None,
+        "AP_medium": None,
+        "AP_large": None,
+        "max_detections": int(limit),
+        "max_detections_raised": bool(limit > COCO_MAX_DETECTIONS),
+    }
     dataset, detections = _datasets(records)
     if not dataset["annotations"]:
         return result  # COCO AP is undefined without a single true object
@@ -219,13 +228,11 @@ def coco_mask_ap(
     evaluator.evaluate()
     evaluator.accumulate()
     params = evaluator.params
-    result.update(
-        summarize_precision(
-            np.asarray(evaluator.eval["precision"]),
-            np.asarray(params.iouThrs),
-            list(params.areaRngLbl),
-        )
+    summary = summarize_precision(
+        np.asarray(evaluator.eval["precision"]), np.asarray(params.iouThrs), list(params.areaRngLbl)
     )
+    for key in ("AP", "AP50", "AP75", *_AREA_KEYS):
+        result[key] = summary.get(key)  # type: ignore[literal-required]
     return result
 
 

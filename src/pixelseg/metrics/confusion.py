@@ -9,11 +9,12 @@ from __future__ import annotations
 
 import math
 from collections.abc import Sequence
-from typing import Any
 
 import torch
 import torch.distributed as dist
 from torch import Tensor
+
+from pixelseg.metrics.results import ConfusionResult
 
 
 def all_reduce_sum(tensor: Tensor) -> Tensor:
@@ -150,7 +151,7 @@ class ConfusionMatrix:
         all_reduce_sum(self.matrix)
         all_reduce_sum(self.per_image)
 
-    def compute(self) -> dict[str, Any]:
+    def compute(self) -> ConfusionResult:
         """All metrics from the counts so far (Python floats; NaN when undefined).
 
         Returns:

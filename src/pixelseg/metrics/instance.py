@@ -9,7 +9,6 @@ from __future__ import annotations
 
 from collections.abc import Hashable, Mapping, Sequence
 from dataclasses import dataclass
-from typing import Any
 
 import numpy as np
 
@@ -26,6 +25,7 @@ from pixelseg.metrics.matching import (
     merges_and_splits,
     sparse_overlap,
 )
+from pixelseg.metrics.results import CountingResult, InstanceResult
 
 #: A label image ``(H, W)`` int, a mask stack ``(N, H, W)`` bool, or a list of ``(H, W)`` masks.
 Instances = np.ndarray | Sequence[np.ndarray]
@@ -188,7 +188,7 @@ class InstanceEvaluator:
                 )
             )
 
-    def compute(self) -> dict[str, Any]:
+    def compute(self) -> InstanceResult:
         """Metrics over every image added since the last reset.
 
         Returns:
@@ -200,7 +200,7 @@ class InstanceEvaluator:
             AP_small/medium/large, max_detections, max_detections_raised) when enabled.
             An image with neither true nor predicted objects scores 1.0 per image.
         """
-        result: dict[str, Any] = {
+        result: InstanceResult = {
             "num_images": len(self._images),
             "matching_thresholds": list(self.thresholds),
         }
@@ -218,15 +218,14 @@ class InstanceEvaluator:
             }
             result["matching_ap_per_image"] = matching_summary(per_image, self.thresholds)
         else:
-            empty: dict[str, Any] = {"per_threshold": {}, "ap50": None, "mean": None}
-            result["matching_ap_pooled"] = dict(empty)
-            result["matching_ap_per_image"] = dict(empty)
+            result["matching_ap_pooled"] = {"per_threshold": {}, "ap50": None, "mean": None}
+            result["matching_ap_per_image"] = {"per_threshold": {}, "ap50": None, "mean": None}
         result["counting"] = self._counting()
         if self.compute_coco:
             result["coco"] = coco_mask_ap(self._coco_records, max_detections=self.max_detections)
         return result
 
-    def _counting(self) -> dict[str, Any]:
+    def _counting(self) -> CountingResult:
         """Count errors, merges and splits over the split."""
         true_counts = np.array([r.true_count for r in self._images], dtype=np.float64)
         pred_counts = np.array([r.pred_count for r in self._images], dtype=np.float64)

@@ -15,6 +15,8 @@ import numpy as np
 import scipy.sparse
 from scipy.optimize import linear_sum_assignment
 
+from pixelseg.metrics.results import MatchingSummary
+
 #: IoU thresholds 0.50:0.05:0.95 of the nuclei benchmarks (DSB2018, StarDist).
 MATCHING_THRESHOLDS: tuple[float, ...] = tuple(
     float(t) for t in np.round(np.arange(10) * 0.05 + 0.5, 2)
@@ -205,7 +207,7 @@ def matching_scores(tp: np.ndarray, fp: np.ndarray, fn: np.ndarray) -> np.ndarra
     )
 
 
-def matching_summary(scores: np.ndarray, thresholds: tuple[float, ...]) -> dict[str, object]:
+def matching_summary(scores: np.ndarray, thresholds: tuple[float, ...]) -> MatchingSummary:
     """Per-threshold scores plus AP@0.5 and their mean, as reported.
 
     Args:

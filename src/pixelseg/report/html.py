@@ -5,8 +5,8 @@ from __future__ import annotations
 import base64
 import html
 from pathlib import Path
-from typing import Any
 
+from pixelseg.metrics.results import SemanticResult
 from pixelseg.report.tables import pct, per_class_rows, semantic_warnings, summary_lines
 
 _STYLE = (
@@ -21,7 +21,7 @@ def _embed(path: Path) -> str:
     return f'<img alt="{html.escape(path.name)}" src="data:image/png;base64,{data}">'
 
 
-def semantic_html(metrics: dict[str, Any], *, title: str, images: list[Path]) -> str:
+def semantic_html(metrics: SemanticResult, *, title: str, images: list[Path]) -> str:
     """The page: mIoU first, pixel accuracy beside its baseline, warnings, per-class IoU / Dice /
     boundary F1 sorted by IoU, then the PNGs in ``images`` embedded (so the file stands alone).
     """

@@ -12,6 +12,8 @@ from typing import Any
 from rich.console import Console
 from rich.table import Table
 
+from pixelseg.metrics.results import CocoResult, CountingResult, InstanceResult, MatchingSummary
+
 _COCO_KEYS = (
     ("AP", "AP"),
     ("AP50", "AP50"),
@@ -31,6 +33,7 @@ MATCHING_NOTE = (
 
 
 def pct(value: Any) -> str:
+    """A fraction as a percentage with two decimals, or "-" when missing."""
     return "-" if value is None else f"{100 * float(value):.2f}"
 
 
@@ -40,11 +43,12 @@ def _num(value: Any, digits: int = 2) -> str:
     return str(value) if isinstance(value, int) else f"{float(value):.{digits}f}"
 
 
-def matching_rows(result: dict[str, Any]) -> list[tuple[str, str, str, str]]:
+def matching_rows(result: InstanceResult) -> list[tuple[str, str, str, str]]:
     """``(name, AP@0.50 %, AP@0.75 %, mean AP@0.50:0.05:0.95 %)`` rows, pooled then per image."""
     rows = []
-    for key, name in _MATCHING:
-        scores = result.get(key) or {}
+    empty: MatchingSummary = {}
+    pooled, per_image = result.get("matching_ap_pooled"), result.get("matching_ap_per_image")
+    for scores, (_, name) in zip((pooled or empty, per_image or empty), _MATCHING):
         per_threshold = scores.get("per_threshold") or {}
         rows.append(
             (
@@ -57,7 +61,7 @@ def matching_rows(result: dict[str, Any]) -> list[tuple[str, str, str, str]]:
     return rows
 
 
-def coco_note(coco: dict[str, Any]) -> str:
+def coco_note(coco: CocoResult) -> str:
     """The maxDets line: raised above COCO's 100 (and to what), or COCO's default."""
     limit = coco.get("max_detections")
     if coco.get("max_detections_raised"):
@@ -68,8 +72,10 @@ def coco_note(coco: dict[str, Any]) -> str:
     return f"maxDets {limit} (COCO's default)"
 
 
-def counting_lines(counting: dict[str, Any]) -> list[str]:
+def counting_lines(counting: CountingResult | None) -> list[str]:
     """Count MAE, mean relative count error, object totals, merges and splits."""
+    if counting is None:
+        return []
     return [
         f"count MAE {_num(counting.get('count_mae'))} objects per image; mean relative count "
         f"error {pct(counting.get('count_mean_relative_error'))} %",
@@ -79,7 +85,7 @@ def counting_lines(counting: dict[str, Any]) -> list[str]:
     ]
 
 
-def print_instance_report(result: dict[str, Any], *, title: str, console: Console) -> None:
+def print_instance_report(result: InstanceResult, *, title: str, console: Console) -> None:
     """Print matching AP (pooled and per image), COCO mask AP and counting errors.
 
     Args:
@@ -99,11 +105,11 @@ def print_instance_report(result: dict[str, Any], *, title: str, console: Consol
     if coco is not None:
         values = ", ".join(f"{label} {pct(coco.get(key))}" for key, label in _COCO_KEYS)
         console.print(f"COCO mask AP %: {values} ({coco_note(coco)})", soft_wrap=True)
-    for line in counting_lines(result.get("counting") or {}):
+    for line in counting_lines(result.get("counting")):
         console.print(line, soft_wrap=True)
 
 
-def instance_markdown(result: dict[str, Any], *, title: str) -> str:
+def instance_markdown(result: InstanceResult, *, title: str) -> str:
     """The same report as Markdown."""
     out = [
         f"# {title}",
@@ -126,5 +132,5 @@ def instance_markdown(result: dict[str, Any], *, title: str) -> str:
             "",
             f"- {coco_note(coco)}",
         ]
-    out += [f"- {line}" for line in counting_lines(result.get("counting") or {})]
+    out += [f"- {line}" for line in counting_lines(result.get("counting"))]
     return "\n".join(out) + "\n"

@@ -8,6 +8,8 @@ from typing import Any
 from rich.console import Console
 from rich.table import Table
 
+from pixelseg.metrics.results import SemanticResult
+
 CLOSE_TO_BASELINE = 0.02
 ACCURACY_MIOU_GAP = 0.25
 
@@ -19,7 +21,7 @@ def pct(value: Any) -> str:
     return f"{100 * float(value):.2f}"
 
 
-def semantic_warnings(metrics: dict[str, Any]) -> list[str]:
+def semantic_warnings(metrics: SemanticResult) -> list[str]:
     """Warnings when pixel accuracy flatters: close to the majority baseline, or far above mIoU."""
     warnings = []
     accuracy = metrics.get("pixel_accuracy")
@@ -39,7 +41,7 @@ def semantic_warnings(metrics: dict[str, Any]) -> list[str]:
     return warnings
 
 
-def per_class_rows(metrics: dict[str, Any]) -> list[tuple[str, Any, Any, Any]]:
+def per_class_rows(metrics: SemanticResult) -> list[tuple[str, Any, Any, Any]]:
     """``(class, IoU, Dice, boundary F1)`` rows sorted by IoU (absent classes last)."""
     iou = metrics.get("per_class_iou", {})
     dice = metrics.get("per_class_dice", {})
@@ -52,7 +54,7 @@ def per_class_rows(metrics: dict[str, Any]) -> list[tuple[str, Any, Any, Any]]:
     return [(n, iou[n], dice.get(n), bf1.get(n)) for n in sorted(iou, key=key, reverse=True)]
 
 
-def semantic_table(metrics: dict[str, Any], *, title: str) -> Table:
+def semantic_table(metrics: SemanticResult, *, title: str) -> Table:
     """A rich table: per-class IoU / Dice / boundary F1, sorted by IoU."""
     table = Table(title=title, show_edge=False)
     for column in ("class", "IoU %", "Dice %", "boundary F1 %"):
@@ -67,7 +69,7 @@ def semantic_table(metrics: dict[str, Any], *, title: str) -> Table:
     return table
 
 
-def summary_lines(metrics: dict[str, Any]) -> list[str]:
+def summary_lines(metrics: SemanticResult) -> list[str]:
     """The headline lines: mIoU (with its definition) first, accuracy beside its baseline."""
     lines = [
         f"mIoU {pct(metrics.get('miou'))} % ({metrics.get('miou_definition', 'dataset')}-level: "
@@ -91,7 +93,7 @@ def summary_lines(metrics: dict[str, Any]) -> list[str]:
     return lines
 
 
-def print_semantic_report(metrics: dict[str, Any], *, title: str, console: Console) -> None:
+def print_semantic_report(metrics: SemanticResult, *, title: str, console: Console) -> None:
     """Print the per-class table, the headline lines and any warnings."""
     console.print(semantic_table(metrics, title=title))
     for line in summary_lines(metrics):
@@ -100,7 +102,7 @@ def print_semantic_report(metrics: dict[str, Any], *, title: str, console: Conso
         console.print(f"[yellow]warning:[/yellow] {warning}")
 
 
-def semantic_markdown(metrics: dict[str, Any], *, title: str) -> str:
+def semantic_markdown(metrics: SemanticResult, *, title: str) -> str:
     """The same report as Markdown."""
     out = [f"# {title}", ""]
     out += [f"- {line}" for line in summary_lines(metrics)]

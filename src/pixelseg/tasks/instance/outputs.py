@@ -18,6 +18,7 @@ import numpy as np
 import torch
 
 from pixelseg.metrics.instance import InstanceEvaluator
+from pixelseg.metrics.results import InstanceResult
 from pixelseg.models.mask_rcnn import predictions_to_label_image
 from pixelseg.postprocess.masks import instance_prediction
 from pixelseg.structures import InstancePrediction
@@ -115,7 +116,7 @@ def detections_prediction(
     )
 
 
-def _tuning_score(result: dict[str, Any]) -> tuple[float, float]:
+def _tuning_score(result: InstanceResult) -> tuple[float, float]:
     ap50 = result["matching_ap_pooled"]["ap50"]
     mae = result["counting"]["count_mae"]
     return (float(ap50 or 0.0), -float(mae if mae is not None else np.inf))
@@ -231,7 +232,7 @@ class InstanceMetrics:
         )
         self.matching.update(prediction.label_image, true_masks, image_id=image_id)
 
-    def compute(self) -> dict[str, Any]:
+    def compute(self) -> InstanceResult:
         """:meth:`InstanceEvaluator.compute` of the label images plus ``coco`` of the raw masks.
 
         Flat keys for the epoch log and early stopping: ``mask_ap`` (COCO AP@[.5:.95], 0.0 when

@@ -13,7 +13,7 @@ from __future__ import annotations
 
 import time
 from collections.abc import Iterator, Mapping, Sequence
-from typing import Any
+from typing import Any, cast
 
 import numpy as np
 import torch
@@ -27,6 +27,7 @@ from pixelseg.engine.progress import progress_bar
 from pixelseg.engine.run_dir import RunInfo
 from pixelseg.engine.task import Autocast, Job, PredictFn
 from pixelseg.engine.writer import RunWriter
+from pixelseg.metrics.results import EvaluationResult, InstanceResult
 from pixelseg.structures import Batch, InstancePrediction, Prediction
 from pixelseg.tasks.instance.outputs import (
     DEFAULT_MASK_THRESHOLD,
@@ -187,7 +188,7 @@ class InstanceTask:
             (output,) = model([image.float().to(device)])
         return self.make_metrics().prediction(Detections.from_output(output))
 
-    def evaluate(self, predict: PredictFn, dataset: Any) -> dict[str, Any]:
+    def evaluate(self, predict: PredictFn, dataset: Any) -> InstanceResult:
         """Every instance metric of ``predict`` on ``dataset``, with the run's thresholds.
 
         Returns:
@@ -208,10 +209,11 @@ class InstanceTask:
         result["images_per_second"] = len(dataset) / max(time.perf_counter() - start, 1e-9)
         return result
 
-    def print_report(self, result: dict[str, Any], *, title: str, console: Console) -> None:
+    def print_report(self, result: EvaluationResult, *, title: str, console: Console) -> None:
         """The instance metrics table (shared with the watershed task) and the thresholds."""
         from pixelseg.report.instance_report import print_instance_report
 
+        result = cast(InstanceResult, result)
         print_instance_report(result, title=title, console=console)
         thresholds = result.get("thresholds")
         if thresholds:
@@ -221,9 +223,11 @@ class InstanceTask:
             )
 
     def write_report(
-        self, result: dict[str, Any], *, title: str, writer: RunWriter, folder: str
+        self, result: EvaluationResult, *, title: str, writer: RunWriter, folder: str
     ) -> None:
         """``report.md`` under ``folder``."""
         from pixelseg.report.instance_report import instance_markdown
 
-        writer.text(f"{folder}/report.md", instance_markdown(result, title=title))
+        writer.text(
+            f"{folder}/report.md", instance_markdown(cast(InstanceResult, result), title=title)
+        )

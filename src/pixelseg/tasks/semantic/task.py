@@ -4,7 +4,7 @@ from __future__ import annotations
 
 import time
 from collections.abc import Mapping, Sequence
-from typing import Any
+from typing import Any, cast
 
 import numpy as np
 import torch
@@ -18,6 +18,7 @@ from pixelseg.engine.run_dir import RunInfo
 from pixelseg.engine.task import Autocast, Job, PredictFn
 from pixelseg.engine.writer import RunWriter
 from pixelseg.metrics.confusion import ConfusionMatrix
+from pixelseg.metrics.results import EvaluationResult, SemanticResult
 from pixelseg.structures import Batch, Prediction, SemanticPrediction
 
 
@@ -46,9 +47,9 @@ class SemanticMetrics:
         if self.auc is not None:
             self.auc.update(logits.float().softmax(1)[:, 1], target)
 
-    def compute(self) -> dict[str, Any]:
+    def compute(self) -> SemanticResult:
         """All metrics as one dict (``auc_roc`` for two-class tasks)."""
-        result = dict(self.confusion.compute())
+        result = SemanticResult(**self.confusion.compute())
         if self.auc is not None:
             result["auc_roc"] = self.auc.compute()["auc_roc"]
         return result
@@ -155,7 +156,7 @@ class SemanticTask:
         probs = logits.float()[0, :, :height, :width].softmax(0).cpu()
         return SemanticPrediction(probs=probs, label_map=probs.argmax(0))
 
-    def evaluate(self, predict: PredictFn, dataset: Any) -> dict[str, Any]:
+    def evaluate(self, predict: PredictFn, dataset: Any) -> SemanticResult:
         """Confusion-matrix metrics, AUC (two classes) and boundary F1 over ``dataset``.
 
         Padding, void and invalid pixels carry ``ignore_index`` in the masks and never count.
@@ -177,25 +178,26 @@ class SemanticTask:
                 boundary.update(prediction.label_map[None], target)
                 advance()
         result = metrics.compute()
-        result.update(boundary.compute())
+        result.update(boundary.compute())  # type: ignore[typeddict-item]
         result["num_images"] = len(dataset)
         result["images_per_second"] = len(dataset) / max(time.perf_counter() - start, 1e-9)
         return result
 
-    def print_report(self, result: dict[str, Any], *, title: str, console: Console) -> None:
+    def print_report(self, result: EvaluationResult, *, title: str, console: Console) -> None:
         """Per-class table, headline lines and the honesty warnings."""
         from pixelseg.report.tables import print_semantic_report
 
-        print_semantic_report(result, title=title, console=console)
+        print_semantic_report(cast(SemanticResult, result), title=title, console=console)
 
     def write_report(
-        self, result: dict[str, Any], *, title: str, writer: RunWriter, folder: str
+        self, result: EvaluationResult, *, title: str, writer: RunWriter, folder: str
     ) -> None:
         """``report.md``, ``confusion.png`` and a self-contained ``report.html``."""
         from pixelseg.report.figures import save_confusion_matrix
         from pixelseg.report.html import semantic_html
         from pixelseg.report.tables import semantic_markdown
 
+        result = cast(SemanticResult, result)
         writer.text(f"{folder}/report.md", semantic_markdown(result, title=title))
         if writer.enabled:
             confusion = save_confusion_matrix(

@@ -17,6 +17,7 @@ from rich.console import Console
 from pixelseg.engine.progress import progress_bar
 from pixelseg.metrics.confusion import ConfusionMatrix
 from pixelseg.metrics.instance import InstanceEvaluator
+from pixelseg.metrics.results import InstanceResult
 from pixelseg.postprocess.watershed import apply_postprocess, params_summary
 from pixelseg.report.instance_report import instance_markdown, print_instance_report
 from pixelseg.structures import Batch, InstancePrediction
@@ -71,7 +72,10 @@ class WatershedMetrics:
             self.instances.update(pred, target["instances"].cpu().numpy())
 
     def compute(self) -> dict[str, Any]:
-        """mIoU and the rest of the confusion metrics, ``matching_ap50`` and ``count_mae``."""
+        """mIoU and the rest of the confusion metrics, ``matching_ap50`` and ``count_mae``.
+
+        (The validation record, not an evaluation result: it mixes pixel and object metrics.)
+        """
         result = dict(self.confusion.compute())
         instance = self.instances.compute()
         result["matching_ap50"] = instance["matching_ap_pooled"]["ap50"]
@@ -79,7 +83,7 @@ class WatershedMetrics:
         return result
 
 
-def evaluate_watershed(task: WatershedTask, predict: PredictFn, dataset: Any) -> dict[str, Any]:
+def evaluate_watershed(task: WatershedTask, predict: PredictFn, dataset: Any) -> InstanceResult:
     """Instance metrics of ``predict`` on ``dataset``, after the run's post-processing.
 
     Maps are predicted on whole images and cropped back to their size before padding; ignored
@@ -127,7 +131,7 @@ def evaluate_watershed(task: WatershedTask, predict: PredictFn, dataset: Any) ->
     return result
 
 
-def _extra_lines(result: dict[str, Any]) -> list[str]:
+def _extra_lines(result: InstanceResult) -> list[str]:
     """Post-processing and pixel-level lines that follow the instance report."""
     tuned = result.get("postprocess_tuned_on")
     lines = [
@@ -148,14 +152,14 @@ def _extra_lines(result: dict[str, Any]) -> list[str]:
     return lines
 
 
-def print_report(result: dict[str, Any], *, title: str, console: Console) -> None:
+def print_report(result: InstanceResult, *, title: str, console: Console) -> None:
     """Print the instance metrics, then the post-processing used and the class-map mIoU."""
     print_instance_report(result, title=title, console=console)
     for line in _extra_lines(result):
         console.print(line, soft_wrap=True)
 
 
-def markdown_report(result: dict[str, Any], *, title: str) -> str:
+def markdown_report(result: InstanceResult, *, title: str) -> str:
     """The same report as Markdown."""
     lines = "".join(f"- {line}\n" for line in _extra_lines(result))
     return instance_markdown(result, title=title) + "\n" + lines

@@ -12,7 +12,7 @@ are tuned on the val split and stored in the run directory (``postprocess.json``
 from __future__ import annotations
 
 from collections.abc import Mapping, Sequence
-from typing import Any
+from typing import Any, cast
 
 import numpy as np
 import torch
@@ -26,6 +26,7 @@ from pixelseg.engine.run_dir import RunInfo
 from pixelseg.engine.task import Autocast, Job, PredictFn
 from pixelseg.engine.writer import RunWriter
 from pixelseg.losses.dice import dice_loss
+from pixelseg.metrics.results import EvaluationResult, InstanceResult
 from pixelseg.postprocess.masks import instance_prediction
 from pixelseg.postprocess.tuning import tune_postprocess
 from pixelseg.postprocess.watershed import (
@@ -242,16 +243,18 @@ class WatershedTask:
             label_image, object_scores(probs, label_image), class_probs=probs
         )
 
-    def evaluate(self, predict: PredictFn, dataset: Any) -> dict[str, Any]:
+    def evaluate(self, predict: PredictFn, dataset: Any) -> InstanceResult:
         """Instance metrics after the run's post-processing, and the class map's mIoU."""
         return evaluate_watershed(self, predict, dataset)
 
-    def print_report(self, result: dict[str, Any], *, title: str, console: Console) -> None:
+    def print_report(self, result: EvaluationResult, *, title: str, console: Console) -> None:
         """The instance metrics, the post-processing used and the class-map mIoU."""
-        print_report(result, title=title, console=console)
+        print_report(cast(InstanceResult, result), title=title, console=console)
 
     def write_report(
-        self, result: dict[str, Any], *, title: str, writer: RunWriter, folder: str
+        self, result: EvaluationResult, *, title: str, writer: RunWriter, folder: str
     ) -> None:
         """``report.md`` under ``folder``."""
-        writer.text(f"{folder}/report.md", markdown_report(result, title=title))
+        writer.text(
+            f"{folder}/report.md", markdown_report(cast(InstanceResult, result), title=title)
+        )
