@@ -1,4 +1,4 @@
-"""The ``pixelseg`` command line: demo, check, train, evaluate, predict, export.
+"""The ``pixelseg`` command line: demo, check, train, evaluate, predict.
 
 Each subcommand parses its arguments here and hands over to the module that does the work.
 A :class:`~pixelseg.errors.PixelsegError` (a user's mistake) is printed as one line, exit 1.

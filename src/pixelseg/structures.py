@@ -77,6 +77,20 @@ class Batch:
         return Batch(self.images.to(device), self.masks.to(device), self.ids, targets)
 
 
+@dataclass(frozen=True)
+class Region:
+    """The real part of a padded input, as evaluation knows it.
+
+    Attributes:
+        size: ``(height, width)`` of the image before padding (outputs are cropped to it).
+        ignore: ``(height, width)`` bool pixels where no object may be found (COCO crowd
+            regions), or ``None``.
+    """
+
+    size: tuple[int, int]
+    ignore: np.ndarray | None = None
+
+
 @dataclass
 class SemanticPrediction:
     """A semantic model's output for one image.

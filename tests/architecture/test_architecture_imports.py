@@ -19,7 +19,7 @@ LAYERS: list[set[str]] = [
     {"inference"},
     {"tasks"},
     {"engine"},
-    {"report", "export"},
+    {"report"},
     {"models", "losses", "metrics", "data", "postprocess"},
     {"config", "config_parse", "structures", "files", "errors"},
 ]

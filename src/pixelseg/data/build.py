@@ -3,18 +3,17 @@
 from __future__ import annotations
 
 from collections.abc import Iterator, Sequence
-from typing import Any
 
 import numpy as np
 import torch
 import torch.nn.functional as F
 
 from pixelseg.config import Config, DataConfig
-from pixelseg.data.check import check_dataset
+from pixelseg.data.check import plan_dataset
 from pixelseg.data.check_report import raise_if_errors
-from pixelseg.data.folder import MaskFolderDataset
-from pixelseg.data.io import read_image
+from pixelseg.data.folder import MaskFolderDataset, SamplePaths, find_samples
 from pixelseg.data.normalize import Normalizer, choose_normalizer, image_to_float
+from pixelseg.data.plan import DataPlan, plan_splits
 from pixelseg.data.splits import SPLITS, assign_splits
 from pixelseg.data.transforms import build_transforms
 from pixelseg.errors import ConfigError, DataError
@@ -39,24 +38,13 @@ def check_split_names(splits: Sequence[str]) -> None:
         raise ConfigError(f"unknown split {unknown[0]!r}; choose from {', '.join(SPLITS)}")
 
 
-def plan_splits(data: DataConfig, samples: Sequence[Any]) -> tuple[dict[str, list[str]], int, str]:
-    """Assign sample ids to splits and read the band count and dtype of the first image.
-
-    Args:
-        data: the ``[data]`` section.
-        samples: the dataset's samples (each with ``.id`` and ``.image``).
-
-    Returns:
-        ``(members per split, bands, dtype name)``.
-
-    Raises:
-        DataError: no samples.
-    """
-    if not samples:
-        raise DataError(data.root, "empty dataset: no samples found")
-    members = assign_splits([s.id for s in samples], data.split)
-    first = read_image(samples[0].image, max_pixels=data.max_pixels)
-    return members, int(first.shape[2]), str(first.dtype)
+def _plan(data: DataConfig, plan: DataPlan[SamplePaths] | None) -> DataPlan[SamplePaths]:
+    """The check's plan when it read everything, else one listing and one image's header."""
+    if plan is not None and plan.complete and plan.bands is not None:
+        return plan
+    samples = find_samples(data)
+    members, bands, dtype = plan_splits(data, samples)
+    return DataPlan(samples, members, bands=bands, dtype=dtype)
 
 
 def build_datasets(
@@ -73,6 +61,11 @@ def build_datasets(
     :mod:`pixelseg.data.normalize`) unless ``normalizer`` is given (a trained run's own); the
     chosen normaliser is on every dataset as ``.normalizer``.
 
+    The samples are listed once. With ``verify`` the check's single pass over the decoded
+    samples (:func:`~pixelseg.data.check.plan_dataset`) also gives the band statistics and each
+    split's class pixels (on every dataset as ``.class_counts``), so no image is decoded again
+    before training; without it ``.class_counts`` is ``None``.
+
     Args:
         config: a loaded config.
         splits: which of ``train``, ``val``, ``test`` to build.
@@ -88,16 +81,22 @@ def build_datasets(
     check_split_names(splits)
     if data.format != "mask_folder":
         raise ConfigError(f"data.format {data.format!r} is not a semantic mask-folder format")
+    checked: DataPlan[SamplePaths] | None = None
     if verify:
-        raise_if_errors(check_dataset(config), data.root)
-    everything = MaskFolderDataset(data)
-    members, bands, dtype = plan_splits(data, everything.samples)
+        report, checked = plan_dataset(config)
+        raise_if_errors(report, data.root)
+    plan = _plan(data, checked)
+    members, bands, dtype = plan.members, int(plan.bands or 0), str(plan.dtype)
     if normalizer is None:
-        train_set = MaskFolderDataset(data, ids=members["train"])
-        if not len(train_set):
+        if not members["train"]:
             raise DataError(data.root, "split 'train' is empty: no normalisation statistics")
+        train_set = MaskFolderDataset(data, ids=members["train"], samples=plan.samples)
         normalizer = choose_normalizer(
-            data.normalize, bands=bands, dtype=dtype, train_images=_train_images(train_set)
+            data.normalize,
+            bands=bands,
+            dtype=dtype,
+            train_images=_train_images(train_set),
+            stats=plan.band_stats,
         )
     rgb8 = bands == 3 and dtype == "uint8"
     datasets = {}
@@ -112,7 +111,13 @@ def build_datasets(
             color_jitter=0.2 if rgb8 else 0.0,
         )
         datasets[name] = MaskFolderDataset(
-            data, ids=members[name], transform=transform, normalizer=normalizer
+            data,
+            ids=members[name],
+            transform=transform,
+            normalizer=normalizer,
+            samples=plan.samples,
+            in_channels=bands,
+            class_counts=plan.class_counts.get(name),
         )
     return datasets
 
@@ -121,6 +126,8 @@ def class_pixel_counts(dataset_or_config: MaskFolderDataset | Config | DataConfi
     """Labelled pixels per class, void excluded: ``(num_classes,)`` int64.
 
     A dataset is counted over its own samples (no transforms); a config over its training split.
+    Every mask is decoded: a dataset from :func:`build_datasets` with ``verify`` already holds
+    these counts as ``.class_counts``.
     """
     if isinstance(dataset_or_config, MaskFolderDataset):
         dataset = dataset_or_config
@@ -128,9 +135,9 @@ def class_pixel_counts(dataset_or_config: MaskFolderDataset | Config | DataConfi
         data = (
             dataset_or_config.data if isinstance(dataset_or_config, Config) else dataset_or_config
         )
-        every = MaskFolderDataset(data)
-        ids = assign_splits([s.id for s in every.samples], data.split)["train"]
-        dataset = MaskFolderDataset(data, ids=ids)
+        samples = find_samples(data)
+        ids = assign_splits([s.id for s in samples], data.split)["train"]
+        dataset = MaskFolderDataset(data, ids=ids, samples=samples)
     counts = np.zeros(dataset.num_classes, dtype=np.int64)
     for index in range(len(dataset)):
         counts += dataset.classmap.count(dataset.load(index).label)

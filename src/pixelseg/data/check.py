@@ -20,6 +20,7 @@ from pixelseg.data.class_weights import class_weights_from_counts
 from pixelseg.data.classmap import ClassMap
 from pixelseg.data.folder import SamplePaths, find_samples, load_sample
 from pixelseg.data.io import check_pixel_limit, read_header
+from pixelseg.data.plan import DataPlan, PlanCollector
 from pixelseg.data.splits import assign_splits
 from pixelseg.errors import ConfigError, DataError
 
@@ -73,7 +74,7 @@ def _list_samples(config: Config, report: CheckReport) -> list[SamplePaths]:
     return samples
 
 
-def _split(config: Config, samples: list[SamplePaths], report: CheckReport) -> set[str]:
+def _split(config: Config, samples: list[SamplePaths], report: CheckReport) -> dict[str, list[str]]:
     ids = list(dict.fromkeys(s.id for s in samples))
     splits = assign_splits(ids, config.data.split)
     report.split_counts = {name: len(members) for name, members in splits.items()}
@@ -81,7 +82,7 @@ def _split(config: Config, samples: list[SamplePaths], report: CheckReport) -> s
         report.errors.append(Problem("", "split 'train' is empty (check [data.split])"))
     if samples and not splits["val"]:
         report.warnings.append(Problem("", "split 'val' is empty: nothing to validate on"))
-    return set(splits["train"])
+    return splits
 
 
 def check_dataset(config: Config, *, max_images: int | None = None) -> CheckReport:
@@ -97,6 +98,26 @@ def check_dataset(config: Config, *, max_images: int | None = None) -> CheckRepo
     Raises:
         ConfigError: the ``[data]`` section itself is invalid (no classes, bad split).
     """
+    return _check(config, max_images=max_images, band_stats=False)[0]
+
+
+def plan_dataset(config: Config) -> tuple[CheckReport, DataPlan[SamplePaths]]:
+    """Verify every sample and gather, in the same pass, what building the datasets needs.
+
+    Every sample is listed, split and decoded once: the report is the one
+    :func:`check_dataset` gives, and the plan holds the samples, the split members, the band
+    count and dtype, the class pixels per split and, when ``data.normalize`` needs them, the
+    training split's band statistics (see :class:`~pixelseg.data.plan.DataPlan`).
+
+    Raises:
+        ConfigError: the ``[data]`` section itself is invalid (no classes, bad split).
+    """
+    return _check(config, max_images=None, band_stats=True)
+
+
+def _check(
+    config: Config, *, max_images: int | None, band_stats: bool
+) -> tuple[CheckReport, DataPlan[SamplePaths]]:
     data = config.data
     if data.format != "mask_folder":
         raise ConfigError(f"pixelseg check: data.format {data.format!r} is not a semantic format")
@@ -104,9 +125,14 @@ def check_dataset(config: Config, *, max_images: int | None = None) -> CheckRepo
     report = CheckReport(config=config.source, root=data.root, classes=list(data.classes))
     samples = _list_samples(config, report)
     report.num_samples = len(samples)
-    train_ids = _split(config, samples, report)
+    members = _split(config, samples, report)
+    splits_of: dict[str, list[str]] = {}
+    for name, ids in members.items():
+        for sample_id in ids:
+            splits_of.setdefault(sample_id, []).append(name)
     counts = np.zeros(classmap.num_classes, dtype=np.int64)
-    train_counts = np.zeros_like(counts)
+    split_counts = {name: np.zeros_like(counts) for name in members}
+    collector = PlanCollector(data.normalize, band_stats=band_stats)
     sizes: Counter[str] = Counter()
     kinds: Counter[str] = Counter()
     picked = {id(s) for s in _pick(samples, max_images)}
@@ -126,16 +152,20 @@ def check_dataset(config: Config, *, max_images: int | None = None) -> CheckRepo
         height, width, bands = loaded.image.shape
         sizes[f"{width}x{height}"] += 1
         kinds[f"{bands} x {loaded.image.dtype}"] += 1
+        names = splits_of.get(paths.id, [])
+        collector.add_image(loaded.image, loaded.nodata, train="train" in names)
         per_class = classmap.count(loaded.label)
         counts += per_class
         report.ignored_pixels += int(loaded.label.size - per_class.sum())
-        if paths.id in train_ids:
-            train_counts += per_class
+        for name in names:
+            split_counts[name] += per_class
     report.image_sizes, report.image_kinds = dict(sizes), dict(kinds)
     report.class_pixels = counts.tolist()
-    report.train_class_pixels = train_counts.tolist()
+    report.train_class_pixels = split_counts["train"].tolist()
     _diagnose(report, classmap)
-    return report
+    plan = DataPlan(samples, members, class_counts=split_counts)
+    complete = report.ok and report.checked == len(samples)
+    return report, collector.fill(plan, complete=complete)
 
 
 def _diagnose(report: CheckReport, classmap: ClassMap) -> None:
@@ -192,7 +222,8 @@ def check_command(
         report = check_dataset(config)
         print_report(report, console)
     else:
-        from pixelseg.data.instance.check import check_instances, print_instance_report
+        from pixelseg.data.instance.check import check_instances
+        from pixelseg.data.instance.check_report import print_instance_report
 
         report = check_instances(config)
         print_instance_report(report, console)

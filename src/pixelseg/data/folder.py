@@ -12,7 +12,6 @@ from __future__ import annotations
 import re
 from collections.abc import Callable, Sequence
 from dataclasses import dataclass
-from functools import cached_property
 from pathlib import Path
 
 import numpy as np
@@ -23,6 +22,7 @@ from pixelseg.config import DataConfig
 from pixelseg.data.classmap import ClassMap
 from pixelseg.data.io import TIFF_SUFFIXES, read_header, read_image, read_mask, read_valid_mask
 from pixelseg.data.normalize import Normalizer, image_to_float
+from pixelseg.data.plan import first_image_bands
 from pixelseg.errors import ConfigError, DataError
 from pixelseg.structures import SemanticSample
 
@@ -205,6 +205,13 @@ class MaskFolderDataset(Dataset[SemanticSample]):
         transform: ``(image (C, H, W) float, mask (H, W) int64) -> (image, mask)``, applied
             before normalisation (8-bit images are in ``[0, 1]`` then).
         normalizer: applied last; nodata pixels are set to the band mean first so they become 0.
+        samples: the samples already listed (:func:`find_samples`); listed again when ``None``.
+        in_channels: the band count when already known (else read from the first image).
+        class_counts: labelled pixels per class ``(num_classes,)`` over exactly these samples,
+            when already counted (by the data check); ``None`` otherwise.
+
+    Attributes:
+        class_counts: as given (see :func:`~pixelseg.data.build.class_pixel_counts`).
 
     Raises:
         DataError: no samples, or a requested id that does not exist.
@@ -217,10 +224,13 @@ class MaskFolderDataset(Dataset[SemanticSample]):
         ids: Sequence[str] | None = None,
         transform: Transform | None = None,
         normalizer: Normalizer | None = None,
+        samples: Sequence[SamplePaths] | None = None,
+        in_channels: int | None = None,
+        class_counts: np.ndarray | None = None,
     ) -> None:
         self.data = data
         self.classmap = ClassMap.from_config(data)
-        every = find_samples(data)
+        every = find_samples(data) if samples is None else list(samples)
         if ids is not None:
             by_id = {s.id: s for s in every}
             missing = [i for i in ids if i not in by_id]
@@ -230,6 +240,8 @@ class MaskFolderDataset(Dataset[SemanticSample]):
         self.samples = every
         self.transform = transform
         self.normalizer = normalizer
+        self.class_counts = class_counts
+        self._in_channels = in_channels
 
     def __len__(self) -> int:
         return len(self.samples)
@@ -244,12 +256,12 @@ class MaskFolderDataset(Dataset[SemanticSample]):
         """Number of real classes."""
         return self.classmap.num_classes
 
-    @cached_property
+    @property
     def in_channels(self) -> int:
-        """Band count of the images (read from the first sample)."""
-        if not self.samples:
-            raise DataError(self.data.root, "dataset is empty")
-        return int(read_image(self.samples[0].image, max_pixels=self.data.max_pixels).shape[2])
+        """Band count of the images (as given, else read once from the first sample)."""
+        if self._in_channels is None:
+            self._in_channels = first_image_bands(self.samples, self.data)
+        return self._in_channels
 
     def load(self, index: int) -> LoadedSample:
         """The raw sample ``index`` (see :func:`load_sample`)."""

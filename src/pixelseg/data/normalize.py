@@ -128,12 +128,24 @@ class Normalizer:
         return cls(tuple(float(v) for v in raw["mean"]), tuple(float(v) for v in raw["std"]))
 
 
+def needs_band_stats(mode: str, *, bands: int, dtype: str) -> bool:
+    """Whether :func:`choose_normalizer` computes statistics from the training images.
+
+    Args:
+        mode: ``data.normalize`` (an unknown mode needs none: it is refused instead).
+        bands: band count of the images.
+        dtype: stored dtype name of the images, e.g. ``"uint8"``.
+    """
+    return mode == "dataset" or (mode == "auto" and not (bands == 3 and dtype == "uint8"))
+
+
 def choose_normalizer(
     mode: str,
     *,
     bands: int,
     dtype: str,
-    train_images: Iterable[tuple[torch.Tensor, np.ndarray | None]],
+    train_images: Iterable[tuple[torch.Tensor, np.ndarray | None]] = (),
+    stats: BandStats | None = None,
 ) -> Normalizer:
     """Pick or compute the normaliser for ``data.normalize = mode``.
 
@@ -142,7 +154,9 @@ def choose_normalizer(
         bands: band count of the images.
         dtype: stored dtype name of the images, e.g. ``"uint8"``.
         train_images: ``((C, H, W) float image, (H, W) valid-pixel mask or None)`` pairs, consumed
-            only when statistics are needed.
+            only when statistics are needed and ``stats`` is not given.
+        stats: statistics already accumulated over the training split (by the data check's
+            single pass), used instead of ``train_images``.
 
     Raises:
         ConfigError: an unknown mode, or ImageNet statistics asked for a non-RGB image.
@@ -151,11 +165,12 @@ def choose_normalizer(
         raise ConfigError(f"data.normalize: {mode!r} is not one of {', '.join(NORMALIZE_MODES)}")
     if mode == "none":
         return Normalizer.identity(bands)
-    if mode == "imagenet" or (mode == "auto" and bands == 3 and dtype == "uint8"):
+    if not needs_band_stats(mode, bands=bands, dtype=dtype):
         if bands != 3:
             raise ConfigError(f"data.normalize = 'imagenet' needs 3 bands, the images have {bands}")
         return Normalizer.imagenet()
-    stats = BandStats()
-    for image, valid in train_images:
-        stats.update(image, valid)
+    if stats is None:
+        stats = BandStats()
+        for image, valid in train_images:
+            stats.update(image, valid)
     return stats.normalizer()

@@ -1,9 +1,10 @@
 """The task contract: one engine trains, evaluates and predicts every job through it.
 
-A job (semantic, watershed, instance) is a :class:`TaskFactory` — it turns a config into a
-:class:`Job` (datasets, model, run record and the task object), or a trained run's record into a
-task object without any data — and a :class:`Task`, the object the training loop, the evaluator,
-the :class:`~pixelseg.inference.predictor.Predictor` and the reports talk to. The engine knows
+A job (semantic, watershed, instance) is a :class:`TaskFactory` — three functions that turn a
+config into a :class:`Job` (datasets, model, run record and the task object), a trained run's
+record into its datasets or into a task object without any data — and a :class:`Task`, the
+object the training loop, the evaluator, the :class:`~pixelseg.inference.predictor.Predictor`
+and the reports talk to. The engine knows
 only these two protocols; ``pixelseg.tasks.registry`` maps ``config.task`` to the factories.
 """
 
@@ -14,31 +15,29 @@ from contextlib import AbstractContextManager
 from dataclasses import dataclass
 from typing import TYPE_CHECKING, Any, Protocol
 
-import numpy as np
 import torch
 from rich.console import Console
 from torch import nn
 
 from pixelseg.config import Config
+from pixelseg.engine.run_dir import RunInfo
 from pixelseg.metrics.results import EvaluationResult
-from pixelseg.structures import Batch, Prediction
+from pixelseg.structures import Batch, Prediction, Region
 
 if TYPE_CHECKING:
-    from pixelseg.engine.run_dir import RunInfo
     from pixelseg.engine.writer import RunWriter
 
 Autocast = Callable[[], AbstractContextManager]
 
 
 class PredictFn(Protocol):
-    """``predict(image, size=, ignore=)`` of a normalised ``(C, H, W)`` image (the Predictor's)."""
+    """``predict(image, region=)`` of a normalised ``(C, H, W)`` image (the Predictor's)."""
 
     def __call__(
         self,
         image: torch.Tensor,
         *,
-        size: tuple[int, int] | None = None,
-        ignore: np.ndarray | None = None,
+        region: Region | None = None,
     ) -> Prediction:
         """The typed prediction of one image."""
 
@@ -85,13 +84,12 @@ class Task(Protocol):
         image: torch.Tensor,
         *,
         autocast: Autocast,
-        size: tuple[int, int] | None = None,
-        ignore: np.ndarray | None = None,
+        region: Region | None = None,
     ) -> Prediction:
         """The prediction for one normalised ``(C, H, W)`` image (model in eval mode).
 
-        ``size`` is the real image's ``(height, width)`` inside a padded one (outputs are
-        cropped to it); ``ignore`` marks pixels where no object may be found.
+        ``region`` says which part of a padded image is real (outputs are cropped to it) and
+        where no object may be found.
         """
 
     def evaluate(self, predict: PredictFn, dataset: Any) -> EvaluationResult:
@@ -106,25 +104,24 @@ class Task(Protocol):
         """Write ``evaluate``'s result under ``folder`` of the run (``report.md``, ...)."""
 
 
-class TaskFactory(Protocol):
-    """Builds a job's :class:`Task` (a task class whose classmethods these are)."""
+@dataclass(frozen=True)
+class TaskFactory:
+    """How a job is built: from a config (training) or from a trained run's record.
+
+    Attributes:
+        name: the ``config.task`` it serves.
+        build_job: ``(config, splits, info) -> Job``: datasets, model, run record and task;
+            ``info`` None starts a new run (decisions made from the training data), a trained
+            run's ``info`` reuses its decisions (normalisation, classes, thresholds).
+        build_datasets: ``(config, splits, info) -> {split: dataset}``: a trained run's view of
+            ``config``'s data, untransformed.
+        from_run: ``(config, info) -> Task``: the task object of a trained run, without data.
+    """
 
     name: str
-
-    def build_job(self, config: Config, splits: Sequence[str], info: RunInfo | None) -> Job:
-        """Datasets, model, run record and task for ``config``.
-
-        ``info`` None starts a new run (decisions made from the training data); a trained
-        run's ``info`` reuses its decisions (normalisation, classes, thresholds).
-        """
-
-    def build_datasets(
-        self, config: Config, splits: Sequence[str], info: RunInfo
-    ) -> Mapping[str, Any]:
-        """A trained run's view of ``config``'s data: the requested splits, untransformed."""
-
-    def from_run(self, config: Config, info: RunInfo) -> Task:
-        """The task object of a trained run, without reading any data."""
+    build_job: Callable[[Config, Sequence[str], RunInfo | None], Job]
+    build_datasets: Callable[[Config, Sequence[str], RunInfo], Mapping[str, Any]]
+    from_run: Callable[[Config, RunInfo], Task]
 
 
 @dataclass

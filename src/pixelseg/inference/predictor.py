@@ -20,7 +20,7 @@ from pixelseg.engine.precision import autocast_factory, resolve_device, resolve_
 from pixelseg.engine.run_dir import RunInfo, load_model, read_run
 from pixelseg.engine.task import Task
 from pixelseg.errors import DataError
-from pixelseg.structures import Prediction
+from pixelseg.structures import Prediction, Region
 from pixelseg.tasks.registry import get_task
 
 
@@ -87,20 +87,16 @@ class Predictor:
         self,
         image: torch.Tensor,
         *,
-        size: tuple[int, int] | None = None,
-        ignore: np.ndarray | None = None,
+        region: Region | None = None,
     ) -> Prediction:
         """Predict a ``(C, H, W)`` image that is already normalised.
 
         Args:
             image: the normalised image (it may be padded).
-            size: ``(height, width)`` of the real image inside a padded one.
-            ignore: ``(height, width)`` bool pixels where no object may be found (instance
-                tasks; evaluation passes COCO crowd regions).
+            region: the real part of a padded image, and where no object may be found
+                (evaluation passes each sample's size and COCO crowd regions).
         """
-        return self.task.predict(
-            self.model, image, autocast=self.autocast, size=size, ignore=ignore
-        )
+        return self.task.predict(self.model, image, autocast=self.autocast, region=region)
 
     def prepare(self, image: np.ndarray | str | Path) -> tuple[np.ndarray, torch.Tensor]:
         """An image file or ``(H, W, C)`` array as stored, and its normalised ``(C, H, W)``.

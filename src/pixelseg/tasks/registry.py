@@ -13,21 +13,21 @@ from pixelseg.errors import ConfigError
 
 
 def _semantic() -> TaskFactory:
-    from pixelseg.tasks.semantic.task import SemanticTask
+    from pixelseg.tasks.semantic.factory import SEMANTIC
 
-    return SemanticTask
+    return SEMANTIC
 
 
 def _watershed() -> TaskFactory:
-    from pixelseg.tasks.watershed.task import WatershedTask
+    from pixelseg.tasks.watershed.factory import WATERSHED
 
-    return WatershedTask
+    return WATERSHED
 
 
 def _instance() -> TaskFactory:
-    from pixelseg.tasks.instance.task import InstanceTask
+    from pixelseg.tasks.instance.factory import INSTANCE
 
-    return InstanceTask
+    return INSTANCE
 
 
 _TASKS: dict[str, Callable[[], TaskFactory]] = {

@@ -29,6 +29,7 @@ from pixelseg.metrics.coco import coco_results, encode_label_image
 from pixelseg.models.mask_rcnn import build_mask_rcnn
 from pixelseg.postprocess.masks import label_image_to_boxes
 from pixelseg.structures import InstanceSample
+from pixelseg.tasks.instance.factory import INSTANCE
 from pixelseg.tasks.instance.outputs import (
     Detections,
     InstanceMetrics,
@@ -171,7 +172,7 @@ def test_every_format_trains_and_validates(tmp_path: Path, layout: str, variant:
         path = write_synthetic_instances(
             tmp_path, n_images=4, size=64, variant=variant, layout=layout, seed=2
         )
-    job = InstanceTask.build_job(load_config(path, TINY_SET), ("train", "val"), None)
+    job = INSTANCE.build_job(load_config(path, TINY_SET), ("train", "val"), None)
     num_classes = 2 if variant == "two_class" else 1
     assert job.info.task == "instance" and len(job.info.class_names) == num_classes
     model: Any = job.model
@@ -337,7 +338,7 @@ def test_train_records_the_run(trained_run: tuple[Path, Path]) -> None:
 def test_checkpoint_round_trip_gives_identical_predictions(tmp_path: Path) -> None:
     path = write_synthetic_instances(tmp_path / "data", n_images=3, size=64, seed=4)
     config = load_config(path, [*TINY_SET, "model.options.box_score_thresh=0.0"])
-    job = InstanceTask.build_job(config, ("train", "val"), None)
+    job = INSTANCE.build_job(config, ("train", "val"), None)
     optimizer = torch.optim.AdamW(job.model.parameters(), lr=1e-3)
     batch = job.collate([job.datasets["train"][0], job.datasets["train"][1]])
     for _ in range(2):  # move the weights away from their initialisation
@@ -424,7 +425,7 @@ def test_non_mask_rcnn_model_is_refused(tmp_path: Path) -> None:
         config, model=dataclasses.replace(config.model, name="unet_resnet18")
     )
     with pytest.raises(ConfigError, match="Mask R-CNN"):
-        InstanceTask.build_job(config, ("train", "val"), None)
+        INSTANCE.build_job(config, ("train", "val"), None)
 
 
 def test_presets_are_registered_with_a_flat_config() -> None:

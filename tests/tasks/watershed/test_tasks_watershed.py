@@ -17,6 +17,7 @@ from pixelseg.data.instance.synthetic import write_synthetic_instances
 from pixelseg.errors import ConfigError
 from pixelseg.inference.evaluate import evaluate_run
 from pixelseg.tasks.watershed.data import IGNORE_INDEX, collate_watershed
+from pixelseg.tasks.watershed.factory import WATERSHED
 from pixelseg.tasks.watershed.targets import watershed_targets
 from pixelseg.tasks.watershed.task import WatershedTask
 from pixelseg.train import train
@@ -56,7 +57,7 @@ def test_watershed_config_round_trips_and_refuses_bad_combinations() -> None:
 
 def test_targets_are_derived_after_the_random_crop(data_config: Path) -> None:
     config = load_config(data_config, [*TINY, "train.crop_size=32"])
-    job = WatershedTask.build_job(config, ("train",), None)
+    job = WATERSHED.build_job(config, ("train",), None)
     torch.manual_seed(0)
     # Random crops may miss every object: take the first with at least two.
     samples = (job.datasets["train"][i % 6] for i in range(30))
@@ -77,7 +78,7 @@ def test_loss_ignores_zero_weight_pixels_and_distance_head_adds_a_channel(
     config = load_config(
         data_config, [*TINY, "watershed.distance_head=true", 'watershed.markers="distance"']
     )
-    job = WatershedTask.build_job(config, ("val",), None)
+    job = WATERSHED.build_job(config, ("val",), None)
     assert job.model.config["num_classes"] == 4  # type: ignore[index]
     assert job.info.loss["name"] == "dice_ce" and "w0 = 10" in job.info.loss["weighting"]
     batch = collate_watershed([job.datasets["val"][0]])
@@ -107,7 +108,7 @@ def test_naive_baseline_has_two_classes_and_connected_components(data_config: Pa
         data_config,
         [*TINY, 'watershed.targets="two_class"', 'watershed.postprocess="connected_components"'],
     )
-    job = WatershedTask.build_job(config, ("val",), None)
+    job = WATERSHED.build_job(config, ("val",), None)
     assert job.info.class_names == ["background", "object"]
     assert job.info.extra["postprocess"]["method"] == "connected_components"
     sample = job.datasets["val"][0]

@@ -11,14 +11,15 @@ import numpy as np
 import torch
 
 from pixelseg.config import Config
-from pixelseg.data.build import check_split_names, plan_splits
+from pixelseg.data.build import check_split_names
 from pixelseg.data.check_report import raise_if_errors
-from pixelseg.data.instance.check import check_instances
+from pixelseg.data.instance.check import InstancePlan, plan_instances
 from pixelseg.data.instance.dataset import InstanceDataset
-from pixelseg.data.instance.formats import InstanceFiles
+from pixelseg.data.instance.formats import InstanceFiles, InstanceSource
 from pixelseg.data.instance.transforms import build_instance_transforms
 from pixelseg.data.io import read_image
 from pixelseg.data.normalize import Normalizer, choose_normalizer, image_to_float
+from pixelseg.data.plan import plan_splits
 from pixelseg.errors import DataError
 
 
@@ -28,6 +29,19 @@ def _train_images(
     # Only the images are needed for the statistics: masks are never read here.
     for files in samples:
         yield image_to_float(read_image(files.image, max_pixels=max_pixels)), None
+
+
+def _plan(config: Config, verify: bool) -> InstancePlan:
+    """The check's plan (``verify``: errors refused) when it read everything, else one listing."""
+    data = config.data
+    if verify:
+        report, plan = plan_instances(config)
+        raise_if_errors(report, data.root)
+        if plan.complete and plan.bands is not None and plan.source is not None:
+            return plan
+    source = InstanceSource(data)
+    members, bands, dtype = plan_splits(data, source.samples)
+    return InstancePlan(source.samples, members, bands=bands, dtype=dtype, source=source)
 
 
 def build_instance_datasets(
@@ -44,6 +58,11 @@ def build_instance_datasets(
     from the training split (see :mod:`pixelseg.data.normalize`) unless ``normalizer`` is given;
     the chosen normaliser is on every dataset as ``.normalizer``.
 
+    The samples are listed once. With ``verify`` the check's single pass over the decoded
+    samples (:func:`~pixelseg.data.instance.check.plan_instances`) also gives the band
+    statistics and the training objects' areas (on the train dataset as ``.object_areas``, for
+    the anchor sizes), so no image is decoded again before training.
+
     Args:
         config: a loaded config with an instance ``data.format``.
         splits: which of ``train``, ``val``, ``test`` to build.
@@ -57,12 +76,10 @@ def build_instance_datasets(
     """
     data = config.data
     check_split_names(splits)
-    if verify:
-        raise_if_errors(check_instances(config), data.root)
-    everything = InstanceDataset(data)
-    members, bands, dtype = plan_splits(data, everything.samples)
+    plan = _plan(config, verify)
+    members, bands, dtype = plan.members, int(plan.bands or 0), str(plan.dtype)
     if normalizer is None:
-        by_id = {s.id: s for s in everything.samples}
+        by_id = {s.id: s for s in plan.samples}
         train_files = [by_id[i] for i in members["train"]]
         if not train_files:
             raise DataError(data.root, "split 'train' is empty: no normalisation statistics")
@@ -71,6 +88,7 @@ def build_instance_datasets(
             bands=bands,
             dtype=dtype,
             train_images=_train_images(train_files, data.max_pixels),
+            stats=plan.band_stats,
         )
     rgb8 = bands == 3 and dtype == "uint8"
     datasets = {}
@@ -83,6 +101,12 @@ def build_instance_datasets(
             color_jitter=0.2 if rgb8 else 0.0,
         )
         datasets[name] = InstanceDataset(
-            data, ids=members[name], transform=transform, normalizer=normalizer
+            data,
+            ids=members[name],
+            transform=transform,
+            normalizer=normalizer,
+            source=plan.source,
+            in_channels=bands,
+            object_areas=plan.object_areas if name == "train" and plan.object_areas else None,
         )
     return datasets

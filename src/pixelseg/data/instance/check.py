@@ -9,16 +9,16 @@ and the fraction that touch another object — the ones a semantic net would mer
 
 from __future__ import annotations
 
-from dataclasses import dataclass, field
+from dataclasses import dataclass
 
 import numpy as np
-from rich.console import Console
-from rich.markup import escape
 
 from pixelseg.config import Config
-from pixelseg.data.check_report import CheckReport, Problem, print_problems
+from pixelseg.data.check_report import Problem
+from pixelseg.data.instance.check_report import InstanceCheckReport
 from pixelseg.data.instance.formats import InstanceFiles, InstanceSource
 from pixelseg.data.io import check_pixel_limit, read_header
+from pixelseg.data.plan import DataPlan, PlanCollector
 from pixelseg.data.splits import assign_splits
 from pixelseg.errors import DataError
 
@@ -28,33 +28,14 @@ _NEIGHBOUR_SHIFTS = ((0, 1), (1, 0), (1, 1), (1, -1))
 
 
 @dataclass
-class InstanceCheckReport(CheckReport):
-    """Everything ``pixelseg check`` found in an instance dataset.
-
-    The inherited class-pixel fields stay empty; ``ignored_pixels`` counts COCO crowd pixels.
+class InstancePlan(DataPlan[InstanceFiles]):
+    """A :class:`~pixelseg.data.plan.DataPlan` of instance data, with the source that listed it.
 
     Attributes:
-        format: the ``data.format``.
-        objects: objects in the images read.
-        objects_per_class: objects per class.
-        objects_per_image: ``min``, ``median``, ``max`` objects in one image.
-        object_area: percentiles of object areas in pixels.
-        equivalent_diameter: the same percentiles of ``sqrt(4 * area / pi)``.
-        suggested_anchor_sizes: powers of two spanning the 5th-95th percentile of
-            ``sqrt(area)``, in the images' own pixels (before a detector's resizing).
-        touching_fraction: objects within one pixel of another (3x3 dilation), as a fraction.
-        empty_masks: objects without a pixel (dropped when the data is read).
+        source: the listing (and reader) of the samples, ``None`` when listing failed.
     """
 
-    format: str = ""
-    objects: int = 0
-    objects_per_class: list[int] = field(default_factory=list)
-    objects_per_image: dict[str, float] = field(default_factory=dict)
-    object_area: dict[str, float] = field(default_factory=dict)
-    equivalent_diameter: dict[str, float] = field(default_factory=dict)
-    suggested_anchor_sizes: list[int] = field(default_factory=list)
-    touching_fraction: float | None = None
-    empty_masks: int = 0
+    source: InstanceSource | None = None
 
 
 def touching_objects(label_image: np.ndarray) -> np.ndarray:
@@ -116,19 +97,21 @@ def _check_files(files: InstanceFiles, fmt: str, max_pixels: int) -> Problem | N
     return None
 
 
-def _list(config: Config, report: InstanceCheckReport) -> InstanceSource | None:
+def _list(
+    config: Config, report: InstanceCheckReport
+) -> tuple[InstanceSource | None, dict[str, list[str]]]:
     try:
         source = InstanceSource(config.data)
     except DataError as exc:
         report.errors.append(Problem(exc.path or "", exc.problem))
-        return None
+        return None, {}
     report.classes = list(source.classes)
     report.num_samples = len(source.samples)
     if not source.samples:
         report.errors.append(
             Problem(config.data.root, f"empty dataset: no samples from '{config.data.images}'")
         )
-        return source
+        return source, {}
     seen: dict[str, InstanceFiles] = {}
     for files in source.samples:
         if files.id in seen:
@@ -145,7 +128,7 @@ def _list(config: Config, report: InstanceCheckReport) -> InstanceSource | None:
         report.errors.append(Problem("", "split 'train' is empty (check [data.split])"))
     if not splits["val"]:
         report.warnings.append(Problem("", "split 'val' is empty: nothing to validate on"))
-    return source
+    return source, splits
 
 
 def check_instances(config: Config, *, max_images: int | None = None) -> InstanceCheckReport:
@@ -161,11 +144,33 @@ def check_instances(config: Config, *, max_images: int | None = None) -> Instanc
     Raises:
         ConfigError: the ``[data]`` section itself is invalid.
     """
+    return _check(config, max_images=max_images, band_stats=False)[0]
+
+
+def plan_instances(config: Config) -> tuple[InstanceCheckReport, InstancePlan]:
+    """Verify every instance sample and gather, in the same pass, what the datasets need.
+
+    The report is the one :func:`check_instances` gives; the plan holds the source and its
+    samples, the split members, the band count and dtype, the training split's band statistics
+    (when ``data.normalize`` needs them) and its objects' areas.
+
+    Raises:
+        ConfigError: the ``[data]`` section itself is invalid.
+    """
+    return _check(config, max_images=None, band_stats=True)
+
+
+def _check(
+    config: Config, *, max_images: int | None, band_stats: bool
+) -> tuple[InstanceCheckReport, InstancePlan]:
     data = config.data
     report = InstanceCheckReport(config=config.source, root=data.root, format=data.format)
-    source = _list(config, report)
+    source, members = _list(config, report)
     if source is None:
-        return report
+        return report, InstancePlan([], members)
+    train_ids = set(members.get("train", ()))
+    collector = PlanCollector(data.normalize, band_stats=band_stats)
+    train_areas: dict[str, np.ndarray] = {}
     picked = _pick(source.samples, max_images)
     sizes: dict[str, int] = {}
     kinds: dict[str, int] = {}
@@ -187,6 +192,7 @@ def check_instances(config: Config, *, max_images: int | None = None) -> Instanc
         sizes[f"{width}x{height}"] = sizes.get(f"{width}x{height}", 0) + 1
         kind = f"{bands} x {loaded.image.dtype}"
         kinds[kind] = kinds.get(kind, 0) + 1
+        collector.add_image(loaded.image, None, train=files.id in train_ids)
         where = files.objects[0].parent if files.objects else files.image
         if loaded.resolved:
             report.warnings.append(
@@ -206,12 +212,17 @@ def check_instances(config: Config, *, max_images: int | None = None) -> Instanc
         if loaded.ignore is not None:
             report.ignored_pixels += int(loaded.ignore.sum())
         per_image.append(len(loaded.ids))
-        areas.append(np.bincount(loaded.label_image.ravel(), minlength=len(loaded.ids) + 1)[1:])
+        object_areas = np.bincount(loaded.label_image.ravel(), minlength=len(loaded.ids) + 1)[1:]
+        areas.append(object_areas)
+        if files.id in train_ids:
+            train_areas[files.id] = object_areas[object_areas > 0].astype(np.int64)
         labels.append(loaded.labels)
         touching.append(touching_objects(loaded.label_image))
     report.image_sizes, report.image_kinds = sizes, kinds
     _summarise(report, per_image, areas, labels, touching)
-    return report
+    plan = InstancePlan(source.samples, members, object_areas=train_areas, source=source)
+    complete = report.ok and report.checked == len(source.samples)
+    return report, collector.fill(plan, complete=complete)
 
 
 def _summarise(
@@ -245,43 +256,3 @@ def _summarise(
     for name, count in zip(report.classes, report.objects_per_class):
         if count == 0:
             report.warnings.append(Problem("", f"class {name!r} has no object in the images read"))
-
-
-def _stats(values: dict[str, float]) -> str:
-    return ", ".join(f"{k} {v:g}" for k, v in values.items())
-
-
-def print_instance_report(report: InstanceCheckReport, console: Console) -> None:
-    """Print the human summary: samples, sizes, object statistics, problems and the verdict."""
-    console.print(
-        f"[bold]pixelseg check[/bold] {escape(report.config)}  (data: {escape(report.root)})"
-    )
-    splits = ", ".join(f"{k} {v}" for k, v in report.split_counts.items())
-    console.print(
-        f"format {report.format}; samples: {report.num_samples} found, {report.checked} read; "
-        f"splits: {splits}"
-    )
-    if report.image_sizes:
-        by_count = sorted(report.image_sizes.items(), key=lambda kv: -kv[1])
-        console.print("image sizes (WxH): " + ", ".join(f"{k} ({v})" for k, v in by_count))
-        console.print(
-            "bands x dtype: " + ", ".join(f"{k} ({v})" for k, v in report.image_kinds.items())
-        )
-    if report.objects:
-        per_class = ", ".join(f"{n} {c}" for n, c in zip(report.classes, report.objects_per_class))
-        console.print(f"objects: {report.objects} ({per_class})")
-        console.print(f"objects per image: {_stats(report.objects_per_image)}")
-        console.print(f"object area (px): {_stats(report.object_area)}")
-        console.print(f"equivalent diameter (px): {_stats(report.equivalent_diameter)}")
-        console.print(
-            f"suggested detector anchor sizes: {tuple(report.suggested_anchor_sizes)} "
-            "(5th-95th percentile of sqrt(area), in the images' pixels)"
-        )
-        fraction = report.touching_fraction or 0.0
-        console.print(
-            f"touching objects: {100 * fraction:.1f} % are within 1 px of another "
-            "(a semantic map merges them: use task 'instance' or 'watershed')"
-        )
-    if report.ignored_pixels:
-        console.print(f"ignored (crowd) pixels: {report.ignored_pixels:,}")
-    print_problems(report, console)

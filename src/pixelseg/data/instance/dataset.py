@@ -11,7 +11,6 @@ map, ``ignore_index`` on ignored and padded pixels), for semantic models.
 from __future__ import annotations
 
 from collections.abc import Callable, Sequence
-from functools import cached_property
 
 import numpy as np
 import torch
@@ -20,8 +19,8 @@ from torch.utils.data import Dataset
 
 from pixelseg.config import DataConfig
 from pixelseg.data.instance.formats import InstanceFiles, InstanceSource, LoadedInstances
-from pixelseg.data.io import read_image
 from pixelseg.data.normalize import Normalizer, image_to_float
+from pixelseg.data.plan import first_image_bands
 from pixelseg.errors import DataError
 from pixelseg.postprocess.masks import label_image_to_boxes
 from pixelseg.structures import Batch, InstanceSample, SemanticSample
@@ -54,6 +53,13 @@ class InstanceDataset(Dataset[InstanceSample]):
             :func:`~pixelseg.data.instance.transforms.build_instance_transforms`), applied before
             normalisation (8-bit images are in ``[0, 1]`` then).
         normalizer: applied last.
+        source: the source that already listed the samples; listed again when ``None``.
+        in_channels: the band count when already known (else read from the first image).
+        object_areas: per sample id, the ``(N,)`` pixel areas of its objects when already
+            measured (by the data check), or ``None``.
+
+    Attributes:
+        object_areas: as given.
 
     Raises:
         DataError: a requested id that does not exist, or the source cannot be listed.
@@ -67,9 +73,12 @@ class InstanceDataset(Dataset[InstanceSample]):
         ids: Sequence[str] | None = None,
         transform: InstanceTransformFn | None = None,
         normalizer: Normalizer | None = None,
+        source: InstanceSource | None = None,
+        in_channels: int | None = None,
+        object_areas: dict[str, np.ndarray] | None = None,
     ) -> None:
         self.data = data
-        self.source = InstanceSource(data)
+        self.source = InstanceSource(data) if source is None else source
         samples = self.source.samples
         if ids is not None:
             by_id = {s.id: s for s in samples}
@@ -80,6 +89,8 @@ class InstanceDataset(Dataset[InstanceSample]):
         self.samples: list[InstanceFiles] = samples
         self.transform = transform
         self.normalizer = normalizer
+        self.object_areas = object_areas
+        self._in_channels = in_channels
 
     def __len__(self) -> int:
         return len(self.samples)
@@ -94,12 +105,12 @@ class InstanceDataset(Dataset[InstanceSample]):
         """Number of foreground classes (background not counted, as ``create_mask_rcnn``)."""
         return len(self.source.classes)
 
-    @cached_property
+    @property
     def in_channels(self) -> int:
-        """Band count of the images (read from the first sample)."""
-        if not self.samples:
-            raise DataError(self.data.root, "dataset is empty")
-        return int(read_image(self.samples[0].image, max_pixels=self.data.max_pixels).shape[2])
+        """Band count of the images (as given, else read once from the first sample)."""
+        if self._in_channels is None:
+            self._in_channels = first_image_bands(self.samples, self.data)
+        return self._in_channels
 
     def load(self, index: int) -> LoadedInstances:
         """The raw sample ``index`` (see :meth:`InstanceSource.load`)."""

@@ -3,7 +3,8 @@
 Images stay at their native size, so anchors should match the objects' pixel sizes: the
 default is what ``pixelseg check`` suggests
 (:func:`~pixelseg.data.instance.check.suggest_anchor_sizes`, powers of two over the 5th-95th
-percentile of ``sqrt(area)``), read from a few training images only, so a run starts fast.
+percentile of ``sqrt(area)``), from a few training images only, so a run starts fast. Their
+areas come from the data check's pass when it ran (no image is read again), else from the files.
 """
 
 from __future__ import annotations
@@ -27,13 +28,22 @@ MIN_ANCHOR = 4
 def object_areas(dataset: InstanceDataset, *, max_images: int = MAX_IMAGES) -> np.ndarray:
     """Pixel areas of the objects of up to ``max_images`` images spread over ``dataset``.
 
+    The areas the data check measured (``dataset.object_areas``, set by
+    :func:`~pixelseg.data.instance.build.build_instance_datasets` with ``verify``) are used
+    where present; only images without them are read.
+
     Returns:
         ``(N,)`` int64 areas, one per object (untransformed images: native pixels).
     """
     count = len(dataset)
     picked = np.unique(np.linspace(0, count - 1, num=min(count, max_images)).round().astype(int))
+    known = dataset.object_areas or {}
     areas = []
     for index in picked.tolist():
+        measured = known.get(dataset.samples[index].id)
+        if measured is not None:
+            areas.append(measured)
+            continue
         label_image = dataset.load(index).label_image
         sizes = np.bincount(label_image.ravel().astype(np.int64))[1:]
         areas.append(sizes[sizes > 0])

@@ -46,7 +46,7 @@ def build_instance_job(config: Config, splits: Sequence[str], info: RunInfo | No
         DataError: the dataset has errors.
     """
     from pixelseg.models.registry import create_model
-    from pixelseg.tasks.instance.task import InstanceTask
+    from pixelseg.tasks.instance.factory import instance_task_from_run
 
     if info is None:
         _check_model_name(config.model.name)
@@ -81,5 +81,5 @@ def build_instance_job(config: Config, splits: Sequence[str], info: RunInfo | No
         )
     else:
         model = build_model_from_info(info)
-    task = InstanceTask.from_run(config, info)
+    task = instance_task_from_run(config, info)
     return Job(task=task, datasets=datasets, collate=collate_detection, info=info, model=model)

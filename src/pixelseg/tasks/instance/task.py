@@ -12,7 +12,7 @@ prediction read).
 from __future__ import annotations
 
 import time
-from collections.abc import Iterator, Mapping, Sequence
+from collections.abc import Iterator, Sequence
 from typing import Any, cast
 
 import numpy as np
@@ -21,14 +21,12 @@ from rich.console import Console
 from torch import nn
 from torch.utils.data import DataLoader
 
-from pixelseg.config import Config
 from pixelseg.data.instance.dataset import detection_inputs
 from pixelseg.engine.progress import progress_bar
-from pixelseg.engine.run_dir import RunInfo
 from pixelseg.engine.task import Autocast, Job, PredictFn
 from pixelseg.engine.writer import RunWriter
 from pixelseg.metrics.results import EvaluationResult, InstanceResult
-from pixelseg.structures import Batch, InstancePrediction, Prediction
+from pixelseg.structures import Batch, InstancePrediction, Prediction, Region
 from pixelseg.tasks.instance.outputs import (
     DEFAULT_MASK_THRESHOLD,
     DEFAULT_SCORE_THRESHOLD,
@@ -73,34 +71,6 @@ class InstanceTask:
         self.class_names = list(class_names)
         self.score_threshold = score_threshold
         self.mask_threshold = mask_threshold
-
-    @classmethod
-    def build_job(cls, config: Config, splits: Sequence[str], info: RunInfo | None) -> Job:
-        """Datasets, model, run record and task (see :mod:`pixelseg.tasks.instance.job`)."""
-        from pixelseg.tasks.instance.job import build_instance_job
-
-        return build_instance_job(config, splits, info)
-
-    @classmethod
-    def build_datasets(
-        cls, config: Config, splits: Sequence[str], info: RunInfo
-    ) -> Mapping[str, Any]:
-        """The requested splits with the run's normalisation."""
-        from pixelseg.tasks.instance.job import build_instance_job_datasets
-
-        return build_instance_job_datasets(config, splits, info)
-
-    @classmethod
-    def from_run(cls, config: Config, info: RunInfo) -> InstanceTask:
-        """The task of a trained run, with its tuned thresholds."""
-        post = info.extra.get("postprocess") or {}
-        return cls(
-            num_classes=len(info.class_names),
-            class_names=info.class_names,
-            score_threshold=float(post.get("score_threshold", DEFAULT_SCORE_THRESHOLD)),
-            mask_threshold=float(post.get("mask_threshold", DEFAULT_MASK_THRESHOLD)),
-            tuned_on="val" if post else None,
-        )
 
     def step(self, model: nn.Module, batch: Batch) -> dict[str, Any]:
         """One forward pass.
@@ -171,18 +141,16 @@ class InstanceTask:
         image: torch.Tensor,
         *,
         autocast: Autocast,
-        size: tuple[int, int] | None = None,
-        ignore: np.ndarray | None = None,
+        region: Region | None = None,
     ) -> InstancePrediction:
         """Detections of one normalised ``(C, H, W)`` image and their label image.
 
         Args:
-            size: ``(height, width)`` of the real image inside a padded one: the image is
-                cropped to it first (Mask R-CNN takes any size).
-            ignore: unused (Mask R-CNN's detections are scored as they are).
+            region: the real part of a padded image: the image is cropped to
+                ``region.size`` first (Mask R-CNN takes any size); ``region.ignore`` is unused.
         """
-        if size is not None:
-            image = image[:, : size[0], : size[1]]
+        if region is not None:
+            image = image[:, : region.size[0], : region.size[1]]
         device = next(model.parameters()).device
         with autocast():
             (output,) = model([image.float().to(device)])

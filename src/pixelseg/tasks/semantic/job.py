@@ -53,7 +53,7 @@ def build_semantic_job(config: Config, splits: Sequence[str], info: RunInfo | No
     from pixelseg.data.build import build_datasets, class_pixel_counts, collate_semantic
     from pixelseg.data.normalize import Normalizer
     from pixelseg.models.registry import create_model
-    from pixelseg.tasks.semantic.task import SemanticTask
+    from pixelseg.tasks.semantic.factory import semantic_task_from_run
 
     normalizer = Normalizer.from_dict(info.normalizer) if info else None
     datasets = build_datasets(config, splits, normalizer=normalizer, verify=info is None)
@@ -61,7 +61,12 @@ def build_semantic_job(config: Config, splits: Sequence[str], info: RunInfo | No
     classmap = first.classmap
     class_names = list(classmap.classes)
     if info is None:
-        counts = torch.as_tensor(class_pixel_counts(datasets["train"]), dtype=torch.float64)
+        train = datasets["train"]
+        # The data check already counted the classes; decode the masks only when it did not run.
+        known = train.class_counts
+        counts = torch.as_tensor(
+            class_pixel_counts(train) if known is None else known, dtype=torch.float64
+        )
         model = create_model(
             config.model.name,
             num_classes=len(class_names),
@@ -81,5 +86,5 @@ def build_semantic_job(config: Config, splits: Sequence[str], info: RunInfo | No
         )
     else:
         model = build_model_from_info(info)
-    task = SemanticTask.from_run(config, info)
+    task = semantic_task_from_run(config, info)
     return Job(task=task, datasets=datasets, collate=collate_semantic, info=info, model=model)

@@ -3,23 +3,19 @@
 from __future__ import annotations
 
 import time
-from collections.abc import Mapping, Sequence
 from typing import Any, cast
 
-import numpy as np
 import torch
 from rich.console import Console
 from torch import nn
 
-from pixelseg.config import Config
 from pixelseg.engine.padding import pad_for_model
 from pixelseg.engine.progress import progress_bar
-from pixelseg.engine.run_dir import RunInfo
 from pixelseg.engine.task import Autocast, Job, PredictFn
 from pixelseg.engine.writer import RunWriter
 from pixelseg.metrics.confusion import ConfusionMatrix
 from pixelseg.metrics.results import EvaluationResult, SemanticResult
-from pixelseg.structures import Batch, Prediction, SemanticPrediction
+from pixelseg.structures import Batch, Prediction, Region, SemanticPrediction
 
 
 class SemanticMetrics:
@@ -77,40 +73,6 @@ class SemanticTask:
         self.ignore_index = ignore_index
         self.class_names = class_names
 
-    # -- the factory side (classmethods): config or run record -> job / task ------------------
-
-    @classmethod
-    def build_job(cls, config: Config, splits: Sequence[str], info: RunInfo | None) -> Job:
-        """Datasets, model, run record and task (see :mod:`pixelseg.tasks.semantic.job`)."""
-        from pixelseg.tasks.semantic.job import build_semantic_job
-
-        return build_semantic_job(config, splits, info)
-
-    @classmethod
-    def build_datasets(
-        cls, config: Config, splits: Sequence[str], info: RunInfo
-    ) -> Mapping[str, Any]:
-        """The requested splits with the run's normalisation (no augmentation)."""
-        from pixelseg.data.build import build_datasets
-        from pixelseg.data.normalize import Normalizer
-
-        normalizer = Normalizer.from_dict(info.normalizer)
-        return build_datasets(config, splits, normalizer=normalizer, verify=False)
-
-    @classmethod
-    def from_run(cls, config: Config, info: RunInfo) -> SemanticTask:
-        """The task of a trained run (its recorded loss, classes and ignore index)."""
-        from pixelseg.tasks.semantic.job import build_loss_fn
-
-        return cls(
-            build_loss_fn(config, info),
-            num_classes=len(info.class_names),
-            ignore_index=info.ignore_index,
-            class_names=list(info.class_names),
-        )
-
-    # -- training and validation --------------------------------------------------------------
-
     def step(self, model: nn.Module, batch: Batch) -> dict[str, Any]:
         """Forward ``batch.images`` and compute the loss against ``batch.masks``."""
         logits = model(batch.images)
@@ -130,8 +92,6 @@ class SemanticTask:
     def after_training(self, model: nn.Module, job: Job, writer: RunWriter) -> None:
         """Nothing to tune: the argmax of the logits is the prediction."""
 
-    # -- prediction and evaluation ------------------------------------------------------------
-
     @torch.no_grad()
     def predict(
         self,
@@ -139,16 +99,15 @@ class SemanticTask:
         image: torch.Tensor,
         *,
         autocast: Autocast,
-        size: tuple[int, int] | None = None,
-        ignore: np.ndarray | None = None,
+        region: Region | None = None,
     ) -> SemanticPrediction:
         """Class probabilities and label map of one normalised ``(C, H, W)`` image.
 
         The image is padded as :func:`~pixelseg.engine.padding.pad_for_model` says and the
-        result cropped back (to ``size`` when given). ``ignore`` is unused: every pixel gets
-        a class.
+        result cropped back (to ``region.size`` when given; ``region.ignore`` is unused: every
+        pixel gets a class).
         """
-        height, width = size if size is not None else tuple(image.shape[-2:])
+        height, width = region.size if region is not None else tuple(image.shape[-2:])
         device = next(model.parameters()).device
         batch = pad_for_model(image).to(device)
         with autocast():

@@ -20,7 +20,7 @@ from pixelseg.metrics.instance import InstanceEvaluator
 from pixelseg.metrics.results import InstanceResult
 from pixelseg.postprocess.watershed import apply_postprocess, params_summary
 from pixelseg.report.instance_report import instance_markdown, print_instance_report
-from pixelseg.structures import Batch, InstancePrediction
+from pixelseg.structures import Batch, InstancePrediction, Region
 from pixelseg.tasks.watershed.data import IGNORE_INDEX
 from pixelseg.tasks.watershed.maps import split_outputs
 
@@ -104,11 +104,8 @@ def evaluate_watershed(task: WatershedTask, predict: PredictFn, dataset: Any) ->
             sample = dataset[index]
             height, width = sample.meta.get("orig_size", sample.image.shape[-2:])
             class_map = sample.class_map[:height, :width]
-            prediction = predict(
-                sample.image,
-                size=(height, width),
-                ignore=(class_map == IGNORE_INDEX).numpy(),
-            )
+            ignore = (class_map == IGNORE_INDEX).numpy()
+            prediction = predict(sample.image, region=Region((height, width), ignore))
             assert isinstance(prediction, InstancePrediction)
             assert prediction.class_probs is not None
             confusion.update(

@@ -69,7 +69,7 @@ def build_watershed_job(config: Config, splits: Sequence[str], info: RunInfo | N
     evaluating on other data (``--data``) keeps the run's settings.
     """
     from pixelseg.models.registry import create_model
-    from pixelseg.tasks.watershed.task import WatershedTask
+    from pixelseg.tasks.watershed.factory import watershed_task_from_run
 
     settings = run_settings(config, info)
     datasets = build_watershed_datasets(config, splits, info)
@@ -100,5 +100,5 @@ def build_watershed_job(config: Config, splits: Sequence[str], info: RunInfo | N
         )
     else:
         model = build_model_from_info(info)
-    task = WatershedTask.from_run(config, info)
+    task = watershed_task_from_run(config, info)
     return Job(task=task, datasets=datasets, collate=collate_watershed, info=info, model=model)

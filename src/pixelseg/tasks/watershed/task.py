@@ -11,18 +11,15 @@ are tuned on the val split and stored in the run directory (``postprocess.json``
 
 from __future__ import annotations
 
-from collections.abc import Mapping, Sequence
 from typing import Any, cast
 
-import numpy as np
 import torch
 import torch.nn.functional as F
 from rich.console import Console
 from torch import nn
 
-from pixelseg.config import Config, WatershedConfig
+from pixelseg.config import WatershedConfig
 from pixelseg.engine.progress import progress_bar
-from pixelseg.engine.run_dir import RunInfo
 from pixelseg.engine.task import Autocast, Job, PredictFn
 from pixelseg.engine.writer import RunWriter
 from pixelseg.losses.dice import dice_loss
@@ -36,7 +33,7 @@ from pixelseg.postprocess.watershed import (
     params_summary,
     suppress_ignored,
 )
-from pixelseg.structures import Batch, InstancePrediction, Prediction
+from pixelseg.structures import Batch, InstancePrediction, Prediction, Region
 from pixelseg.tasks.watershed.data import IGNORE_INDEX, THREE_CLASS_NAMES, TWO_CLASS_NAMES
 from pixelseg.tasks.watershed.evaluate import (
     WatershedMetrics,
@@ -109,36 +106,6 @@ class WatershedTask:
             mean_error = (error * valid).sum() / valid.sum().clamp_min(1)
             loss = loss + self.settings.distance_weight * mean_error
         return loss
-
-    @classmethod
-    def build_job(cls, config: Config, splits: Sequence[str], info: RunInfo | None) -> Job:
-        """Datasets, model, run record and task (see :mod:`pixelseg.tasks.watershed.job`)."""
-        from pixelseg.tasks.watershed.job import build_watershed_job
-
-        return build_watershed_job(config, splits, info)
-
-    @classmethod
-    def build_datasets(
-        cls, config: Config, splits: Sequence[str], info: RunInfo
-    ) -> Mapping[str, Any]:
-        """The requested splits with the run's normalisation and target settings."""
-        from pixelseg.tasks.watershed.job import build_watershed_datasets
-
-        return build_watershed_datasets(config, splits, info)
-
-    @classmethod
-    def from_run(cls, config: Config, info: RunInfo) -> WatershedTask:
-        """The task of a trained run: its targets, loss and tuned post-processing."""
-        from pixelseg.tasks.watershed.job import run_settings
-
-        return cls(
-            run_settings(config, info),
-            loss_name=info.loss.get("name", "dice_ce"),
-            ce_weight=config.loss.ce_weight,
-            dice_weight=config.loss.dice_weight,
-            postprocess=info.extra.get("postprocess"),
-            postprocess_tuned_on=info.extra.get("postprocess_tuned_on"),
-        )
 
     def step(self, model: nn.Module, batch: Batch) -> dict[str, Any]:
         """Forward ``batch.images`` and compute the loss."""
@@ -218,26 +185,24 @@ class WatershedTask:
         image: torch.Tensor,
         *,
         autocast: Autocast,
-        size: tuple[int, int] | None = None,
-        ignore: np.ndarray | None = None,
+        region: Region | None = None,
     ) -> InstancePrediction:
         """Objects of one normalised ``(C, H, W)`` image after the run's post-processing.
 
         Args:
-            size: ``(height, width)`` of the real image inside a padded one (maps are cropped
-                to it before post-processing).
-            ignore: ``(h, w)`` bool pixels where no object may be found (crowd regions).
+            region: the real part of a padded image: maps are cropped to ``region.size``
+                before post-processing, and ``region.ignore`` pixels hold no object.
         """
         probs, distance = predict_maps(
             model,
             image,
             num_classes=self.num_classes,
             distance_head=self.settings.distance_head,
-            size=size,
+            size=None if region is None else region.size,
             autocast=autocast,
         )
-        if ignore is not None:
-            probs = suppress_ignored(probs, ignore)
+        if region is not None and region.ignore is not None:
+            probs = suppress_ignored(probs, region.ignore)
         label_image = apply_postprocess(probs, distance, self.postprocess)
         return instance_prediction(
             label_image, object_scores(probs, label_image), class_probs=probs
