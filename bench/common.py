@@ -33,6 +33,7 @@ CONFIG_DIR = REPO_ROOT / "configs"
 RESULTS_DIR = REPO_ROOT / "bench" / "results"
 DATASETS = ("isbi2012", "drive", "camvid")
 PEER_MODEL = "smp_unet_resnet34"
+PLAIN_MODEL = "plain_smp_unet_resnet34"
 
 LossFn = Callable[[torch.Tensor, torch.Tensor], torch.Tensor]
 
@@ -46,6 +47,36 @@ def cpu_model() -> str:
     except OSError:
         pass
     return platform.processor() or "unknown"
+
+
+def lscpu() -> dict[str, str]:
+    """``lscpu``'s fields (``Model name``, ``Flags``, ``Socket(s)``...); ``{}`` if absent."""
+    try:
+        text = subprocess.run(
+            ["lscpu"], capture_output=True, text=True, check=True, env={**os.environ, "LC_ALL": "C"}
+        ).stdout
+    except (OSError, subprocess.CalledProcessError):
+        return {}
+    fields = {}
+    for line in text.splitlines():
+        key, sep, value = line.partition(":")
+        if sep:
+            fields[key.strip()] = value.strip()
+    return fields
+
+
+def cpu_flags(fields: dict[str, str] | None = None) -> list[str]:
+    """The CPU's feature flags (``lscpu``, else ``/proc/cpuinfo``), e.g. ``avx512_bf16``."""
+    fields = lscpu() if fields is None else fields
+    if fields.get("Flags"):
+        return fields["Flags"].split()
+    try:
+        for line in Path("/proc/cpuinfo").read_text(encoding="utf-8").splitlines():
+            if line.startswith("flags"):
+                return line.split(":", 1)[1].split()
+    except OSError:
+        pass
+    return []
 
 
 def git_commit() -> str:
@@ -91,8 +122,14 @@ def machine_info() -> dict[str, Any]:
 
     import pixelseg
 
+    fields = lscpu()
+    commit = git_commit()
     return {
         "cpu": cpu_model(),
+        "lscpu_model": fields.get("Model name"),
+        "cpu_flags": cpu_flags(fields),
+        "threads_per_core": fields.get("Thread(s) per core"),
+        "sockets": fields.get("Socket(s)"),
         "cores": os.cpu_count(),
         "torch_threads": torch.get_num_threads(),
         "cpu_native_bf16": cpu_has_native_bf16(),
@@ -106,7 +143,8 @@ def machine_info() -> dict[str, Any]:
             "segmentation_models_pytorch": smp_version(),
             "cellpose": package_version("cellpose"),
         },
-        "git_commit": git_commit(),
+        "git_commit": commit,
+        "git_dirty": commit.endswith("+dirty"),
         "date": time.strftime("%Y-%m-%dT%H:%M:%S%z"),
     }
 
@@ -118,7 +156,9 @@ def run_fields(
 
     Args:
         summary: the run's ``steps``, ``epochs``, ``images_seen``, ``train_seconds``,
-            ``best_epoch``, ``precision`` and ``device``.
+            ``best_epoch``, ``precision`` and ``device``; ``startup_seconds`` and
+            ``time_breakdown`` (``wall_seconds``, ``seconds`` and ``fractions`` per category, as
+            pixelseg's ``summary.json`` holds them) when the run recorded them.
         metrics: the evaluation (with ``images_per_second``).
         speed: the probe's result.
         started: ``time.perf_counter()`` when the row began (for ``wall_seconds``).
@@ -129,7 +169,10 @@ def run_fields(
         "steps": int(summary["steps"]),
         "epochs": summary["epochs"],
         "images_seen": int(summary["images_seen"]),
+        "crops_seen": int(summary["images_seen"]),
         "train_seconds": seconds,
+        "startup_seconds": summary.get("startup_seconds"),
+        "time_breakdown": summary.get("time_breakdown"),
         "steps_per_second": summary["steps"] / seconds,
         "train_images_per_second": summary["images_seen"] / seconds,
         "eval_images_per_second": metrics["images_per_second"],

@@ -4,7 +4,7 @@ What users run today, given everything pixelseg's own run gets so the comparison
 model and its defaults, not the plumbing:
 
 * the same crops: pixelseg's training dataset, in the same per-epoch order
-  (:func:`~pixelseg.engine.data_order.epoch_batches`) with the same seeded augmentation
+  (:func:`~pixelseg.engine.data_order.epoch_draws`) with the same seeded augmentation
   (:class:`~pixelseg.engine.data_order.SeededDataset`), batch size and crop size;
 * the same optimiser: AdamW with the config's learning rate and weight decay, the same warmup +
   poly schedule as a function of the elapsed fraction of the budget, the same gradient clipping;
@@ -31,7 +31,8 @@ from torch.utils.data import DataLoader
 
 from pixelseg.config import Config
 from pixelseg.data.build import build_datasets, collate_semantic
-from pixelseg.engine.data_order import SeededDataset, epoch_batches
+from pixelseg.data.workers import resolve_num_workers
+from pixelseg.engine.data_order import SeededDataset, epoch_draws, resolve_samples_per_epoch
 from pixelseg.engine.fit import seed_everything
 from pixelseg.engine.precision import autocast_factory, resolve_device, resolve_precision
 from pixelseg.engine.run_dir import RunInfo
@@ -130,13 +131,18 @@ def train_peer(
     loss_fn = PeerLoss(ignore_index=ignore_index)
     train_set = SeededDataset(train_data, seed=train_cfg.seed)
     n_train = len(train_set)
-    steps_per_epoch = len(epoch_batches(n_train, train_cfg.batch_size, seed=0, epoch=0))
+    samples_per_epoch = resolve_samples_per_epoch(
+        train_cfg.samples_per_epoch, num_samples=n_train, batch_size=train_cfg.batch_size
+    )
+    steps_per_epoch = len(
+        epoch_draws(n_train, samples_per_epoch, train_cfg.batch_size, seed=0, epoch=0)
+    )
     total_steps = steps_per_epoch * train_cfg.epochs
     val_loader = DataLoader(
         datasets["val"],
         batch_size=1,
         collate_fn=collate_semantic,
-        num_workers=train_cfg.num_workers,
+        num_workers=resolve_num_workers(train_cfg.num_workers),
     )
     log(
         f"peer smp.Unet({ENCODER}): {sum(p.numel() for p in model.parameters()) / 1e6:.2f} M "
@@ -152,12 +158,14 @@ def train_peer(
     model.train()
     while epoch < train_cfg.epochs and not budget_hit:
         train_set.epoch = epoch
-        batches = epoch_batches(n_train, train_cfg.batch_size, seed=train_cfg.seed, epoch=epoch)
+        batches = epoch_draws(
+            n_train, samples_per_epoch, train_cfg.batch_size, seed=train_cfg.seed, epoch=epoch
+        )
         loader = DataLoader(
             train_set,
             batch_sampler=batches,
             collate_fn=collate_semantic,
-            num_workers=train_cfg.num_workers,
+            num_workers=resolve_num_workers(train_cfg.num_workers),
             generator=torch.Generator(),
         )
         for batch in loader:
@@ -168,10 +176,10 @@ def train_peer(
             progress = max(step / total_steps, elapsed / budget) if budget else None
             factor = lr_factor(
                 step,
-                total_steps=total_steps,
+                progress=step / total_steps if progress is None else progress,
                 warmup_steps=train_cfg.warmup_steps,
+                warmup_fraction=train_cfg.warmup_fraction,
                 schedule=train_cfg.schedule,
-                progress=progress,
             )
             for group in optimizer.param_groups:
                 group["lr"] = train_cfg.lr * factor

@@ -26,6 +26,8 @@ from common import PEER_MODEL, REPO_ROOT, RESULTS_DIR
 from instance_report import instance_section
 from pixelseg.files import atomic_write_text
 from precision_speed import precision_section
+from ttq_report import protocol as ttq_protocol
+from ttq_report import ttq_section
 
 Result = dict[str, Any]
 RARE_CLASSES = {"camvid": ("Pole", "SignSymbol", "Pedestrian", "Bicyclist"), "drive": ("vessel",)}
@@ -40,6 +42,8 @@ VERDICT_HEADER = (
     "Beats the peer by more than the spread (worst seed > best peer seed)",
 )  # fmt: skip
 DATASET_NAMES = {"isbi2012": "ISBI 2012", "drive": "DRIVE", "camvid": "CamVid"}
+# Flags that shape the CPU numbers: SIMD widths, bf16 / VNNI, AMX tiles, FMA.
+VECTOR_FLAGS = ("avx", "amx", "fma", "f16c")
 
 
 def load_results(results_dir: str | Path) -> list[Result]:
@@ -240,6 +244,19 @@ def machine_section(results: Sequence[Result]) -> list[str]:
         return ", ".join(str(v) for v in dict.fromkeys(found))
 
     dates = ", ".join(dict.fromkeys(str(r["machine"]["date"])[:10] for r in results))
+    flags = [
+        ", ".join(f for f in r["machine"]["cpu_flags"] if f.startswith(VECTOR_FLAGS)) or "none"
+        for r in results
+        if r["machine"].get("cpu_flags")
+    ]
+    extra = []
+    if flags:
+        extra.append(f"- CPU vector / matrix flags (lscpu): {'; '.join(dict.fromkeys(flags))}")
+    if any(r["machine"].get("git_dirty") for r in results):
+        extra.append(
+            "- some rows ran with uncommitted changes (`+dirty`): their commit does not "
+            "reproduce them"
+        )
     return [
         "## Machine",
         "",
@@ -254,6 +271,7 @@ def machine_section(results: Sequence[Result]) -> list[str]:
         f"{values('machine', 'versions', 'cellpose')}, Python "
         f"{values('machine', 'python')}",
         f"- git commit {values('machine', 'git_commit')}; measured {dates}",
+        *extra,
         "",
     ]
 
@@ -273,8 +291,11 @@ def render(
     if not results:
         return "\n".join([*out, "No results yet: run `make bench`.", ""])
     budgets = sorted({r["budget_s"] for r in results if r["group"] == "headline"})
+    ttq_protocol_lines = ttq_protocol(results)
+    # With time-to-quality rows (their own protocol below) this paragraph covers the others.
+    scope = "Protocol of the headline and ablation rows" if ttq_protocol_lines else "Protocol"
     out += [
-        "Protocol: every row trains from random initialisation for a fixed wall-clock budget "
+        f"{scope}: every row trains from random initialisation for a fixed wall-clock budget "
         f"(headline: {', '.join(f'{b:g}' for b in budgets) or '—'} s per run; ablations: one "
         "seed and a shorter budget) on the config's training split; the budget alone ends the "
         "run (no epoch cap, no early stopping). Validation after every epoch counts inside the "
@@ -289,9 +310,11 @@ def render(
         "channels-last, gradient clipping and budget (`bench/peer_smp.py`).",
         "",
     ]
+    out += ttq_protocol_lines
     out += machine_section(results)
     out += precision_section(Path(results_dir))
     out += headline_section(results)
+    out += ttq_section(results)
     out += _ablation(
         results,
         "upsampling",

@@ -6,11 +6,15 @@ Usage::
     python bench/run_all.py --only camvid        # rows whose name contains "camvid"
     python bench/run_all.py --probe              # only measure steps/s of the headline models
     python bench/run_all.py --quick              # smoke run in well under a minute
+    python bench/run_all.py --only time_to_quality   # issue 14's rows (held-out test split)
 
 A row whose result JSON already exists is skipped, so a killed ``make bench`` resumes where it
 stopped (delete a JSON to rerun its row). The headline rows are pixelseg's declared default
 (``configs/<dataset>.toml``) against the smp peer, two seeds each; the ablations test the seed's
-claims with one seed and a shorter budget.
+claims with one seed and a shorter budget. The time-to-quality rows put ISBI 2012, DRIVE and
+CamVid on the benchmark-only split (``bench/splits.py``) and score the held-out test split:
+pixelseg's default against the plain-loop peer (``bench/peer_plain.py``) at the same budget, the
+in-pipeline peer beside them, and pixelseg at half the budget (the stretch target).
 """
 
 from __future__ import annotations
@@ -22,7 +26,7 @@ import sys
 import time
 import traceback
 from collections.abc import Sequence
-from dataclasses import dataclass
+from dataclasses import dataclass, replace
 from pathlib import Path
 
 sys.path.insert(0, str(Path(__file__).resolve().parent))
@@ -30,8 +34,10 @@ sys.path.insert(0, str(Path(__file__).resolve().parent))
 from common import (
     DATASETS,
     PEER_MODEL,
+    PLAIN_MODEL,
     REPO_ROOT,
     RESULTS_DIR,
+    git_commit,
     package_version,
     smp_version,
     write_result,
@@ -40,9 +46,16 @@ from instance_quality import run_instance
 from instance_speed import measure as measure_instance_speed
 from precision_speed import measure as measure_precision
 from report import generate
-from semantic_quality import bench_config, probe, run_quality
+from semantic_quality import PEERS, bench_config, probe, run_quality
 
 INSTANCE_SEEDS = (0, 1)
+TTQ_GROUP = "time_to_quality"
+TTQ_SEEDS = (0, 1)
+TTQ_LABELS = {
+    "pixelseg": "pixelseg default",
+    PLAIN_MODEL: "plain smp loop",
+    PEER_MODEL: "smp Unet resnet34 (in-pipeline peer)",
+}
 
 HEADLINE_SEEDS = (0, 1)
 # Quick mode: a few ISBI images and small crops, so the whole harness runs in seconds.
@@ -52,6 +65,16 @@ QUICK_SETS = (
     "train.batch_size=2",
     "train.crop_size=64",
 )
+# ... and for the time-to-quality rows, inside the benchmark split (train 10-24, val 25-29,
+# test 0-9); the plain peer gets the same small batches.
+QUICK_TTQ_SETS = (
+    'data.split.train=["10-13"]',
+    'data.split.val=["25"]',
+    'data.split.test=["0"]',
+    "train.batch_size=2",
+    "train.crop_size=64",
+)
+QUICK_PLAIN = (("plain_crop", 64), ("plain_batch", 2))
 
 
 @dataclass(frozen=True)
@@ -65,6 +88,10 @@ class Row:
     seed: int
     budget: float
     sets: tuple[str, ...] = ()
+    split: str = "val"
+    checkpoint: str = "last"
+    # Further keyword arguments of run_quality (the plain peer's quick-mode crop and batch).
+    options: tuple[tuple[str, int], ...] = ()
 
     @property
     def name(self) -> str:
@@ -81,6 +108,43 @@ def headline_rows(budget: float, seeds: Sequence[int], datasets: Sequence[str]) 
         for seed in seeds
         for model, label in (("pixelseg", "pixelseg default"), (PEER_MODEL, "smp Unet resnet34"))
     ]
+
+
+def ttq_rows(
+    budget: float, seeds: Sequence[int] = TTQ_SEEDS, datasets: Sequence[str] = DATASETS
+) -> list[Row]:
+    """Issue 14 on the held-out test split: pixelseg vs the plain loop, then the others.
+
+    Per dataset, pixelseg's default and the plain-loop peer alternate over the seeds, so a
+    partial run already holds complete comparisons (ISBI first); then the in-pipeline peer at
+    the same budget, then pixelseg at half the budget (the stretch target). pixelseg is scored
+    with its best checkpoint on val (its default); the peers with their final weights.
+    """
+
+    def row(dataset: str, model: str, seed: int, seconds: float, label: str) -> Row:
+        checkpoint = "best" if model == "pixelseg" else "last"
+        return Row(
+            TTQ_GROUP, dataset, model, label, seed, seconds, split="test", checkpoint=checkpoint
+        )
+
+    rows = [
+        row(dataset, model, seed, budget, TTQ_LABELS[model])
+        for dataset in datasets
+        for seed in seeds
+        for model in ("pixelseg", PLAIN_MODEL)
+    ]
+    rows += [
+        row(dataset, PEER_MODEL, seed, budget, TTQ_LABELS[PEER_MODEL])
+        for dataset in datasets
+        for seed in seeds
+    ]
+    short = budget / 2
+    rows += [
+        row(dataset, "pixelseg", seed, short, f"{TTQ_LABELS['pixelseg']} {short:g} s")
+        for dataset in datasets
+        for seed in seeds
+    ]
+    return rows
 
 
 def ablation_rows(budget: float, seed: int = 0) -> list[Row]:
@@ -138,10 +202,16 @@ def quick_rows(budget: float) -> list[Row]:
             ('model.options.upsampling="bilinear"',),
         )
     )
-    return [
+    rows = [
         Row(r.group, r.dataset, r.model, r.label, r.seed, r.budget, QUICK_SETS + r.sets)
         for r in rows
     ]
+    # Time to quality: pixelseg, the plain peer and the in-pipeline peer on the held-out split.
+    for row in ttq_rows(budget, (0,), ("isbi2012",)):
+        if row.budget == budget:
+            options = QUICK_PLAIN if row.model == PLAIN_MODEL else ()
+            rows.append(replace(row, sets=QUICK_TTQ_SETS + row.sets, options=options))
+    return rows
 
 
 def select(rows: list[Row], pattern: str | None) -> list[Row]:
@@ -155,7 +225,7 @@ def select(rows: list[Row], pattern: str | None) -> list[Row]:
 
 def run_probe(results_dir: Path, budget: float, steps: int) -> int:
     """Print (and save) the training speed of pixelseg's default and the peer on each dataset."""
-    models = ["pixelseg"] + ([PEER_MODEL] if smp_version() else [])
+    models = ["pixelseg"] + ([PEER_MODEL, PLAIN_MODEL] if smp_version() else [])
     table = []
     for dataset in DATASETS:
         for model in models:
@@ -179,6 +249,10 @@ def main(argv: Sequence[str] | None = None) -> int:
     parser.add_argument("--budget", type=float, help="headline seconds per run (default 600)")
     parser.add_argument("--ablation-budget", type=float, default=180.0)
     parser.add_argument(
+        "--ttq-budget", type=float, default=600.0,
+        help="seconds per time-to-quality run (the stretch rows get half)",
+    )  # fmt: skip
+    parser.add_argument(
         "--instance-budget", type=float, default=1800.0, help="seconds per DSB2018 instance run"
     )
     parser.add_argument("--only", help="run only rows whose name matches (glob or substring)")
@@ -198,19 +272,19 @@ def main(argv: Sequence[str] | None = None) -> int:
         probe_steps = 1
     else:
         budget = args.budget or 600.0
-        rows = headline_rows(budget, HEADLINE_SEEDS, DATASETS) + ablation_rows(args.ablation_budget)
-        rows += instance_rows(args.instance_budget)
+        rows = headline_rows(budget, HEADLINE_SEEDS, DATASETS) + ttq_rows(args.ttq_budget)
+        rows += ablation_rows(args.ablation_budget) + instance_rows(args.instance_budget)
         probe_steps = args.probe_steps
     if args.probe:
         return run_probe(results_dir, args.budget or 600.0, probe_steps)
     rows = select(rows, args.only)
-    if not smp_version() and any(r.model == PEER_MODEL for r in rows):
+    if not smp_version() and any(r.model in PEERS for r in rows):
         if not args.quick:
             parser.error(
                 "the peer rows need segmentation_models_pytorch: pip install -e '.[bench]'"
             )
         print("segmentation_models_pytorch is not installed: skipping the peer rows", flush=True)
-        rows = [r for r in rows if r.model != PEER_MODEL]
+        rows = [r for r in rows if r.model not in PEERS]
     if package_version("cellpose") is None and any(r.model == "cellpose" for r in rows):
         parser.error("the Cellpose peer rows need cellpose: pip install -e '.[bench]'")
     if args.list:
@@ -218,6 +292,14 @@ def main(argv: Sequence[str] | None = None) -> int:
             print(f"{row.name}  ({row.budget:g} s)")
         return 0
     todo = [r for r in rows if not (results_dir / f"{r.name}.json").is_file()]
+    commit = git_commit()
+    if todo and not args.quick and commit.endswith("+dirty"):
+        print(
+            f"WARNING: uncommitted changes ({commit}): the results will not name a commit that "
+            "reproduces them; commit first for numbers that go into docs/benchmarks.md",
+            file=sys.stderr,
+            flush=True,
+        )
     print(
         f"{len(rows)} rows, {len(rows) - len(todo)} already done; about "
         f"{sum(r.budget for r in todo) / 60:.0f} min of training to go (plus evaluation)",
@@ -246,6 +328,9 @@ def main(argv: Sequence[str] | None = None) -> int:
                     group=row.group,
                     label=row.label,
                     probe_steps=probe_steps,
+                    split=row.split,
+                    checkpoint=row.checkpoint,
+                    **dict(row.options),
                 )
         except Exception:  # one broken row must not cost the others; reported at the end
             traceback.print_exc()

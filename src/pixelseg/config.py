@@ -23,7 +23,7 @@ from pixelseg.config_parse import (
     plain,
     read_raw_config,
 )
-from pixelseg.errors import ConfigError
+from pixelseg.config_validate import validate_config
 
 __all__ = [
     "Config",
@@ -40,10 +40,6 @@ __all__ = [
     "read_raw_config",
     "resolve_data_root",
 ]
-
-TASKS = ("semantic", "instance", "watershed")
-DATA_FORMATS = ("mask_folder", "kaggle_instances", "instance_labels", "coco")
-SPLIT_METHODS = ("range", "list", "prefix", "hash", "all")
 
 
 @dataclass(frozen=True)
@@ -76,6 +72,8 @@ class DataConfig:
     colours listed in ``palette``. ``void_values`` / a palette's ``void_colour`` and the value
     ``ignore_index`` itself mark pixels never counted. ``valid_mask`` is a template of a per-image
     region mask (non-zero = valid); ``nodata`` a TIFF value marking invalid pixels.
+    ``cache_fraction``: decoded images and masks stay in memory (as stored: uint8 / uint16 kept)
+    up to this fraction of the machine's available RAM, so each file is decoded once (0: off).
     ``id_pattern`` is an optional regular expression matched against the image stem whose first
     group (or group ``id``) becomes the sample id and fills ``{id}`` in the templates (DRIVE:
     ``"(\\d+)_training"`` so that ``masks = "1st_manual/{id}_manual1.gif"``).
@@ -105,6 +103,7 @@ class DataConfig:
     nodata: float | None = None
     max_pixels: int = 100_000_000
     normalize: str = "auto"
+    cache_fraction: float = 0.25
     split: SplitConfig = field(default_factory=SplitConfig)
 
     @property
@@ -137,35 +136,57 @@ class LossConfig:
 
 @dataclass(frozen=True)
 class TrainConfig:
-    """Optimisation, precision, budget and checkpointing.
+    """Optimisation, sampling, precision, budget, validation and checkpointing.
 
-    ``precision = "auto"`` resolves to the measured fast path (see
-    :func:`pixelseg.engine.precision.resolve_precision`). ``max_time`` (seconds, validation
-    included) ends training wherever it is. Validation runs every ``val_every`` epochs and after
-    the last; ``early_stopping_metric = "auto"`` follows the task's primary metric (``miou``,
-    ``mask_ap``...), and ``patience`` counts validations without improvement. A resumable
-    checkpoint is written at every epoch end and every ``checkpoint_every_s`` seconds.
+    An epoch is ``samples_per_epoch`` random crops drawn with replacement from the training
+    split (0 = auto: at least one pass over the split and at least 250 steps, nnU-Net's epoch);
+    ``foreground_crops`` is the share of crops centred on a pixel of a rare class or an object
+    (None = auto: 1/3, nnU-Net's oversampling, where the rarest class covers under 5 % of the
+    training pixels, else 0). ``epochs`` caps the run; ``max_time`` (seconds, everything after
+    start-up included) ends it wherever it is. ``precision = "auto"`` resolves to the measured
+    fast path (see :func:`pixelseg.engine.precision.resolve_precision`).
+
+    The learning rate warms up linearly over ``warmup_fraction`` of the run (or
+    ``warmup_steps`` when set), then decays (``schedule``), both measured in steps of the planned
+    run or, under ``max_time``, in the fraction of the budget spent, whichever is further.
+
+    Validation (whole images, ``val_batch_size`` at a time): without a budget after every
+    ``val_every`` epochs (or every ``val_every_steps`` steps); under ``max_time`` as often as
+    ``val_share`` of the wall time allows, and after the last step. The best checkpoint follows
+    ``early_stopping_metric`` (``auto``: the task's primary metric, ``miou``, ``mask_ap``...);
+    ``patience`` counts validations without improvement (None = 10 without a budget, off under
+    ``max_time``: the budget ends the run). The resumable ``last`` checkpoint is written every
+    ``checkpoint_every_s`` seconds and at the end. Post-training work (threshold tuning) may take
+    ``post_training_share`` of ``max_time``: training stops early enough to leave it.
+    ``num_workers``: DataLoader worker processes (``"auto"`` chooses from the CPU count).
     """
 
     epochs: int = 20
     batch_size: int = 4
     crop_size: int = 256
+    samples_per_epoch: int = 0
+    foreground_crops: float | None = None
     lr: float = 1e-3
     weight_decay: float = 1e-4
     schedule: str = "poly"
-    warmup_steps: int = 50
+    warmup_steps: int = 0
+    warmup_fraction: float = 0.03
     precision: str = "auto"
     channels_last: bool = True
     grad_clip: float = 1.0
     max_time: float | None = None
     seed: int = 0
-    num_workers: int = 0
+    num_workers: int | str = "auto"
     early_stopping_metric: str = "auto"
-    patience: int = 10
-    checkpoint_every_s: float = 600.0
+    patience: int | None = None
+    val_every: int = 1
+    val_every_steps: int = 0
+    val_share: float = 0.05
+    val_batch_size: int = 4
+    checkpoint_every_s: float = 300.0
+    post_training_share: float = 0.1
     deterministic: bool = False
     augment: bool = True
-    val_every: int = 1
 
 
 @dataclass(frozen=True)
@@ -218,49 +239,12 @@ class Config:
         return plain(dataclasses.asdict(self))
 
 
-def _validate(config: Config) -> None:
-    choices = {
-        "task": (config.task, TASKS),
-        "data.format": (config.data.format, DATA_FORMATS),
-        "data.split.method": (config.data.split.method, SPLIT_METHODS),
-        "train.precision": (config.train.precision, ("auto", "fp32", "bf16", "fp16")),
-        "train.schedule": (config.train.schedule, ("poly", "cosine", "constant")),
-        "loss.name": (config.loss.name, ("auto", "ce", "dice", "focal", "dice_ce", "focal_dice")),
-        "loss.class_weighting": (
-            config.loss.class_weighting,
-            ("auto", "none", "inverse", "median"),
-        ),
-    }
-    ws = config.watershed
-    choices["watershed.targets"] = (ws.targets, ("three_class", "two_class"))
-    choices["watershed.postprocess"] = (ws.postprocess, ("watershed", "connected_components"))
-    choices["watershed.markers"] = (ws.markers, ("interior", "distance"))
-    choices["watershed.distance_loss"] = (ws.distance_loss, ("l1", "mse"))
-    for key, (value, allowed) in choices.items():
-        if value not in allowed:
-            raise ConfigError(f"{key}: {value!r} is not one of {', '.join(allowed)}")
-    if ws.postprocess == "watershed" and ws.targets != "three_class":
-        raise ConfigError("watershed.postprocess: 'watershed' needs targets = 'three_class'")
-    if ws.markers == "distance" and not ws.distance_head:
-        raise ConfigError("watershed.markers: 'distance' needs distance_head = true")
-    if config.data.mask_values and len(config.data.mask_values) != len(config.data.classes):
-        raise ConfigError(
-            f"data.mask_values: {len(config.data.mask_values)} values for "
-            f"{len(config.data.classes)} classes"
-        )
-    if config.data.palette and len(config.data.palette) != len(config.data.classes):
-        raise ConfigError(
-            f"data.palette: {len(config.data.palette)} colours for "
-            f"{len(config.data.classes)} classes"
-        )
-
-
 def config_from_dict(raw: dict[str, Any], *, source: str = "") -> Config:
     """Build and validate a :class:`Config` from a plain dict (as read from TOML/YAML/JSON)."""
     raw = {k: v for k, v in raw.items() if k != "source"}
     config = build_dataclass(Config, raw, "")
     config = dataclasses.replace(config, source=source)
-    _validate(config)
+    validate_config(config)
     return config
 
 

@@ -21,7 +21,7 @@ LAYERS: list[set[str]] = [
     {"engine"},
     {"report"},
     {"models", "losses", "metrics", "data", "postprocess"},
-    {"config", "config_parse", "structures", "files", "errors"},
+    {"config", "config_parse", "config_validate", "structures", "files", "errors"},
 ]
 MAX_LINES = 300
 

@@ -1,4 +1,4 @@
-"""The semantic data path listed once: every file decoded once before the first sample."""
+"""The semantic data path listed once: every file decoded once, the cache never decodes again."""
 
 from __future__ import annotations
 
@@ -15,6 +15,7 @@ import pixelseg.data.build as build_module
 import pixelseg.data.check as check_module
 import pixelseg.data.folder as folder_module
 import pixelseg.data.io as io_module
+import pixelseg.data.loading as loading_module
 import pixelseg.data.plan as plan_module
 from pixelseg.config import Config, load_config
 from pixelseg.data.build import build_datasets, class_pixel_counts
@@ -26,7 +27,7 @@ from pixelseg.data.synthetic import write_synthetic_semantic
 from pixelseg.errors import ConfigError
 
 #: Every module that imports a reader or the listing, so a call from any of them is counted.
-_SITES = (io_module, folder_module, plan_module, build_module, check_module)
+_SITES = (io_module, loading_module, folder_module, plan_module, build_module, check_module)
 _READERS = ("read_image", "read_mask", "read_valid_mask", "find_samples")
 
 
@@ -57,7 +58,10 @@ def calls(monkeypatch: pytest.MonkeyPatch) -> Iterator[Calls]:
 
         return wrapper
 
-    originals = {name: getattr(folder_module, name) for name in _READERS}
+    originals = {
+        name: getattr(folder_module if name == "find_samples" else io_module, name)
+        for name in _READERS
+    }
     for module in _SITES:
         for name in _READERS:
             if hasattr(module, name):
@@ -109,8 +113,12 @@ def test_each_file_decoded_once_and_statistics_as_before(
     assert len(images) == 6 and set(images.values()) == {1}, images
     masks = calls.of("read_mask")
     assert len(masks) == 6 and set(masks.values()) == {1}, masks
-    train[0]  # the first sample decodes its own files again, as training will
-    assert calls.of("read_image")[Path(train.samples[0].image).name] == 2
+    for index in range(len(train)):  # training and validation read the cache, not the files
+        train[index]
+    for index in range(len(val)):
+        val[index]
+    assert set(calls.of("read_image").values()) == {1}
+    assert set(calls.of("read_mask").values()) == {1}
 
     normalizer, counts = _old_path(config)
     assert train.normalizer is val.normalizer
@@ -123,13 +131,27 @@ def test_each_file_decoded_once_and_statistics_as_before(
 
 
 def test_without_verify_listed_once_and_nothing_counted(tmp_path: Path, calls: Calls) -> None:
-    config = load_config(write_synthetic_semantic(tmp_path, n_images=4, size=32, seed=1))
+    config = load_config(
+        write_synthetic_semantic(tmp_path, n_images=4, size=32, seed=1),
+        ["train.foreground_crops=0"],  # uniform crops: no class counts needed
+    )
     datasets = build_datasets(config, ("train", "val"), verify=False)
     assert calls.listings == 1
     assert calls.of("read_image") == {"000.png": 1}  # the band count and dtype, from one image
     assert calls.of("read_mask") == {}
     assert datasets["train"].class_counts is None and datasets["train"].in_channels == 3
     assert datasets["train"].normalizer == _old_path(config)[0]
+
+
+def test_without_verify_auto_crops_count_the_train_split_once(tmp_path: Path, calls: Calls) -> None:
+    config = load_config(write_synthetic_semantic(tmp_path, n_images=4, size=32, seed=1))
+    train = build_datasets(config, ("train", "val"), verify=False)["train"]
+    masks = calls.of("read_mask")
+    assert len(masks) == len(train) and set(masks.values()) == {1}  # counted into the cache
+    assert train.crop_sampling is not None and train.crop_sampling["classes"] == ["building"]
+    for index in range(len(train)):
+        train[index]
+    assert calls.of("read_mask") == masks
 
 
 def test_plan_report_is_the_check_report(tmp_path: Path) -> None:

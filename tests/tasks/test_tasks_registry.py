@@ -8,7 +8,8 @@ from typing import Any
 
 import pytest
 
-from pixelseg.config import TASKS, Config, WatershedConfig
+from pixelseg.config import Config, WatershedConfig
+from pixelseg.config_validate import TASKS
 from pixelseg.engine.run_dir import RunInfo
 from pixelseg.engine.task import Task, TaskFactory
 from pixelseg.errors import ConfigError

@@ -1,17 +1,20 @@
-"""Wiring a config into datasets: splits, transforms, normalisation from the training split."""
+"""Wiring a config into datasets: splits, cache, crop sampling, transforms, normalisation."""
 
 from __future__ import annotations
 
-from collections.abc import Iterator, Sequence
+from collections.abc import Iterator, Mapping, Sequence
+from typing import Any
 
 import numpy as np
 import torch
 import torch.nn.functional as F
 
 from pixelseg.config import Config, DataConfig
+from pixelseg.data.cache import SampleCache
 from pixelseg.data.check import plan_dataset
 from pixelseg.data.check_report import raise_if_errors
 from pixelseg.data.folder import MaskFolderDataset, SamplePaths, find_samples
+from pixelseg.data.foreground import semantic_crop_sampling
 from pixelseg.data.normalize import Normalizer, choose_normalizer, image_to_float
 from pixelseg.data.plan import DataPlan, plan_splits
 from pixelseg.data.splits import SPLITS, assign_splits
@@ -47,24 +50,45 @@ def _plan(data: DataConfig, plan: DataPlan[SamplePaths] | None) -> DataPlan[Samp
     return DataPlan(samples, members, bands=bands, dtype=dtype)
 
 
+def crop_sampling_of(
+    config: Config, train_set: MaskFolderDataset, counts: np.ndarray | None
+) -> dict[str, Any]:
+    """How the training crops are placed (see :mod:`pixelseg.data.foreground`).
+
+    Decided from the training split's class pixels ``counts``, counted here (each mask decoded
+    once, into the cache) when ``None`` and ``train.foreground_crops`` needs them.
+    """
+    setting = config.train.foreground_crops
+    if counts is None and setting != 0:
+        counts = class_pixel_counts(train_set)
+    if counts is None:
+        counts = np.zeros(train_set.num_classes, dtype=np.int64)
+    return semantic_crop_sampling(setting, counts, list(train_set.classmap.classes))
+
+
 def build_datasets(
     config: Config,
     splits: Sequence[str] = ("train", "val"),
     *,
     normalizer: Normalizer | None = None,
     verify: bool = True,
+    crop_sampling: Mapping[str, Any] | None = None,
 ) -> dict[str, MaskFolderDataset]:
     """Build the semantic datasets of a config, one per requested split.
 
-    The training split gets random augmentation (when ``train.augment``), the others only padding
-    to a multiple of 32. Normalisation statistics come from the training split (see
-    :mod:`pixelseg.data.normalize`) unless ``normalizer`` is given (a trained run's own); the
-    chosen normaliser is on every dataset as ``.normalizer``.
+    The training split gets random crop-first augmentation (when ``train.augment``; see
+    :mod:`pixelseg.data.transforms`), the others only padding to a multiple of 32.
+    Normalisation statistics come from the training split (see :mod:`pixelseg.data.normalize`)
+    unless ``normalizer`` is given (a trained run's own); the chosen normaliser is on every
+    dataset as ``.normalizer``.
 
     The samples are listed once. With ``verify`` the check's single pass over the decoded
     samples (:func:`~pixelseg.data.check.plan_dataset`) also gives the band statistics and each
-    split's class pixels (on every dataset as ``.class_counts``), so no image is decoded again
-    before training; without it ``.class_counts`` is ``None``.
+    split's class pixels (on every dataset as ``.class_counts``), and fills one
+    :class:`~pixelseg.data.cache.SampleCache` (``data.cache_fraction`` of the available memory)
+    that the datasets share, so no file is decoded again; without it ``.class_counts`` is
+    ``None`` and samples are cached on first access. The training dataset's ``.crop_sampling``
+    says how its crops are placed and why (``train.foreground_crops``).
 
     Args:
         config: a loaded config.
@@ -72,6 +96,8 @@ def build_datasets(
         normalizer: reuse these statistics instead of computing them.
         verify: run :func:`~pixelseg.data.check.check_dataset` first and refuse a dataset with
             errors, so training never starts on bad labels.
+        crop_sampling: a recorded crop sampling (a run's own, so a resumed run crops as the
+            original); decided from the training split's class pixels when ``None``.
 
     Raises:
         DataError: the dataset has errors (the first few listed) or a requested split is empty.
@@ -81,16 +107,20 @@ def build_datasets(
     check_split_names(splits)
     if data.format != "mask_folder":
         raise ConfigError(f"data.format {data.format!r} is not a semantic mask-folder format")
+    cache = SampleCache.from_fraction(data.cache_fraction)
     checked: DataPlan[SamplePaths] | None = None
     if verify:
-        report, checked = plan_dataset(config)
+        report, checked = plan_dataset(config, cache=cache, cache_splits=splits)
         raise_if_errors(report, data.root)
     plan = _plan(data, checked)
     members, bands, dtype = plan.members, int(plan.bands or 0), str(plan.dtype)
-    if normalizer is None:
+    train_set = None
+    if "train" in splits or normalizer is None:
         if not members["train"]:
             raise DataError(data.root, "split 'train' is empty: no normalisation statistics")
-        train_set = MaskFolderDataset(data, ids=members["train"], samples=plan.samples)
+        train_set = MaskFolderDataset(data, ids=members["train"], samples=plan.samples, cache=cache)
+    if normalizer is None:
+        assert train_set is not None
         normalizer = choose_normalizer(
             data.normalize,
             bands=bands,
@@ -98,17 +128,25 @@ def build_datasets(
             train_images=_train_images(train_set),
             stats=plan.band_stats,
         )
+    augment = "train" in splits and config.train.augment
+    sampling: dict[str, Any] | None = None
+    if augment and train_set is not None:
+        sampling = dict(crop_sampling or {}) or crop_sampling_of(
+            config, train_set, plan.class_counts.get("train")
+        )
     rgb8 = bands == 3 and dtype == "uint8"
     datasets = {}
     for name in splits:
         if not members[name]:
             raise DataError(data.root, f"split {name!r} is empty (check [data.split])")
-        train = name == "train" and config.train.augment
+        train = name == "train" and augment
         transform = build_transforms(
             train=train,
             crop_size=config.train.crop_size,
             ignore_index=data.ignore_index,
             color_jitter=0.2 if rgb8 else 0.0,
+            foreground_share=float(sampling["foreground_share"]) if train and sampling else 0.0,
+            foreground_classes=sampling["class_indices"] if train and sampling else (),
         )
         datasets[name] = MaskFolderDataset(
             data,
@@ -118,6 +156,8 @@ def build_datasets(
             samples=plan.samples,
             in_channels=bands,
             class_counts=plan.class_counts.get(name),
+            cache=cache,
+            crop_sampling=sampling if train else None,
         )
     return datasets
 

@@ -9,16 +9,19 @@ frequencies, the majority-class baseline and the imbalance, with suggested class
 from __future__ import annotations
 
 from collections import Counter
+from collections.abc import Collection
 from pathlib import Path
 
 import numpy as np
 from rich.console import Console
 
 from pixelseg.config import Config, load_config
+from pixelseg.data.cache import SampleCache
 from pixelseg.data.check_report import CheckReport, Problem, exit_code, print_report, write_json
 from pixelseg.data.class_weights import class_weights_from_counts
 from pixelseg.data.classmap import ClassMap
-from pixelseg.data.folder import SamplePaths, find_samples, load_sample
+from pixelseg.data.compact import pack_sample
+from pixelseg.data.folder import SamplePaths, find_samples, load_sample, sample_key
 from pixelseg.data.io import check_pixel_limit, read_header
 from pixelseg.data.plan import DataPlan, PlanCollector
 from pixelseg.data.splits import assign_splits
@@ -101,7 +104,12 @@ def check_dataset(config: Config, *, max_images: int | None = None) -> CheckRepo
     return _check(config, max_images=max_images, band_stats=False)[0]
 
 
-def plan_dataset(config: Config) -> tuple[CheckReport, DataPlan[SamplePaths]]:
+def plan_dataset(
+    config: Config,
+    *,
+    cache: SampleCache | None = None,
+    cache_splits: Collection[str] = ("train", "val"),
+) -> tuple[CheckReport, DataPlan[SamplePaths]]:
     """Verify every sample and gather, in the same pass, what building the datasets needs.
 
     Every sample is listed, split and decoded once: the report is the one
@@ -109,14 +117,27 @@ def plan_dataset(config: Config) -> tuple[CheckReport, DataPlan[SamplePaths]]:
     count and dtype, the class pixels per split and, when ``data.normalize`` needs them, the
     training split's band statistics (see :class:`~pixelseg.data.plan.DataPlan`).
 
+    Args:
+        config: a loaded config.
+        cache: where to keep the decoded samples of ``cache_splits`` (as far as they fit), so
+            the datasets never decode them again; ``None`` to keep nothing.
+        cache_splits: the splits whose samples are cached.
+
     Raises:
         ConfigError: the ``[data]`` section itself is invalid (no classes, bad split).
     """
-    return _check(config, max_images=None, band_stats=True)
+    return _check(
+        config, max_images=None, band_stats=True, cache=cache, cache_splits=set(cache_splits)
+    )
 
 
 def _check(
-    config: Config, *, max_images: int | None, band_stats: bool
+    config: Config,
+    *,
+    max_images: int | None,
+    band_stats: bool,
+    cache: SampleCache | None = None,
+    cache_splits: Collection[str] = (),
 ) -> tuple[CheckReport, DataPlan[SamplePaths]]:
     data = config.data
     if data.format != "mask_folder":
@@ -154,6 +175,11 @@ def _check(
         kinds[f"{bands} x {loaded.image.dtype}"] += 1
         names = splits_of.get(paths.id, [])
         collector.add_image(loaded.image, loaded.nodata, train="train" in names)
+        if cache is not None and any(name in cache_splits for name in names):
+            packed = pack_sample(
+                loaded, num_classes=classmap.num_classes, ignore_index=classmap.ignore_index
+            )
+            cache.put(sample_key(paths), packed)
         per_class = classmap.count(loaded.label)
         counts += per_class
         report.ignored_pixels += int(loaded.label.size - per_class.sum())

@@ -11,49 +11,42 @@ from __future__ import annotations
 
 import re
 from collections.abc import Callable, Sequence
-from dataclasses import dataclass
 from pathlib import Path
+from typing import Any
 
 import numpy as np
 import torch
 from torch.utils.data import Dataset
 
 from pixelseg.config import DataConfig
+from pixelseg.data.cache import SampleCache
 from pixelseg.data.classmap import ClassMap
-from pixelseg.data.io import TIFF_SUFFIXES, read_header, read_image, read_mask, read_valid_mask
+from pixelseg.data.compact import CompactSample, pack_sample
+from pixelseg.data.loading import LoadedSample, SamplePaths, load_sample, size_mismatch
 from pixelseg.data.normalize import Normalizer, image_to_float
 from pixelseg.data.plan import first_image_bands
+from pixelseg.data.transforms import ArrayTransform
 from pixelseg.errors import ConfigError, DataError
 from pixelseg.structures import SemanticSample
+
+__all__ = [
+    "LoadedSample",
+    "MaskFolderDataset",
+    "SamplePaths",
+    "fill_template",
+    "find_samples",
+    "id_from_stem",
+    "load_sample",
+    "sample_key",
+    "size_mismatch",
+]
 
 Transform = Callable[[torch.Tensor, torch.Tensor], tuple[torch.Tensor, torch.Tensor]]
 
 
-@dataclass(frozen=True)
-class SamplePaths:
-    """The files of one sample (they may not exist: the check reports that)."""
-
-    id: str
-    image: Path
-    mask: Path
-    valid: Path | None = None
-
-
-@dataclass
-class LoadedSample:
-    """A sample read from disk, before transforms.
-
-    Attributes:
-        image: ``(H, W, C)`` in the stored dtype.
-        label: ``(H, W)`` int64 class indices, ``ignore_index`` for void / invalid / nodata.
-        nodata: ``(H, W)`` bool pixels whose image values are nodata, or ``None``.
-        raw_mask: the mask as stored (``(H, W)`` or ``(H, W, 3)``).
-    """
-
-    image: np.ndarray
-    label: np.ndarray
-    nodata: np.ndarray | None
-    raw_mask: np.ndarray
+def sample_key(paths: SamplePaths) -> tuple[str, str, str]:
+    """The key of a sample in a :class:`~pixelseg.data.cache.SampleCache`."""
+    return (paths.id, str(paths.image), str(paths.mask))
 
 
 def _natural_key(path: Path) -> tuple[int, str]:
@@ -143,75 +136,30 @@ def find_samples(data: DataConfig) -> list[SamplePaths]:
     return samples
 
 
-def _hw(shape: tuple[int, ...]) -> tuple[int, int]:
-    return int(shape[0]), int(shape[1])
-
-
-def size_mismatch(paths: SamplePaths, image_hw: tuple[int, int], mask_hw: tuple[int, int]) -> str:
-    """The problem text for an image and mask of different sizes (EXIF rotation named)."""
-    header = read_header(paths.image)
-    stored = (header.height, header.width)
-    if header.size != stored and mask_hw == stored:
-        return (
-            f"image {paths.image} is rotated by its EXIF orientation ({header.orientation}) "
-            f"to {image_hw[1]}x{image_hw[0]}, but mask {paths.mask} matches only the unrotated "
-            f"image ({stored[1]}x{stored[0]}); rotate the mask or strip the EXIF tag"
-        )
-    return (
-        f"mask {paths.mask.name} is {mask_hw[1]}x{mask_hw[0]} but image {paths.image.name} "
-        f"is {image_hw[1]}x{image_hw[0]} (width x height)"
-    )
-
-
-def load_sample(paths: SamplePaths, classmap: ClassMap, data: DataConfig) -> LoadedSample:
-    """Read, check and encode one sample (no transform, no normalisation).
-
-    Raises:
-        DataError: any unreadable file, size mismatch or unknown mask value, naming the file.
-    """
-    image = read_image(paths.image, max_pixels=data.max_pixels)
-    if not paths.mask.is_file():
-        raise DataError(paths.mask, f"missing mask for image {paths.image.name}")
-    raw = read_mask(paths.mask, max_pixels=data.max_pixels, palette_colours=classmap.expects_colour)
-    if raw.shape[:2] != image.shape[:2]:
-        raise DataError(paths.mask, size_mismatch(paths, _hw(image.shape), _hw(raw.shape)))
-    label = classmap.encode(raw, paths.mask)
-    if paths.valid is not None:
-        if not paths.valid.is_file():
-            raise DataError(paths.valid, f"missing valid-region mask for image {paths.image.name}")
-        valid = read_valid_mask(paths.valid)
-        if valid.shape != label.shape:
-            raise DataError(paths.valid, size_mismatch(paths, _hw(image.shape), _hw(valid.shape)))
-        label[~valid] = classmap.ignore_index
-    nodata_value = data.nodata
-    if nodata_value is None and paths.image.suffix.lower() in TIFF_SUFFIXES:
-        nodata_value = read_header(paths.image).nodata  # a GeoTIFF's own GDAL_NODATA tag
-    nodata = None
-    if nodata_value is not None:
-        if np.isnan(nodata_value):
-            nodata = np.isnan(image).all(axis=2)
-        else:
-            nodata = (image == nodata_value).all(axis=2)
-        label[nodata] = classmap.ignore_index
-    return LoadedSample(image, label, nodata, raw)
-
-
 class MaskFolderDataset(Dataset[SemanticSample]):
     """A semantic dataset of image files with mask files.
 
     Args:
         data: the ``[data]`` section (``root`` already resolved).
         ids: the sample ids to keep (a split), or ``None`` for all.
-        transform: ``(image (C, H, W) float, mask (H, W) int64) -> (image, mask)``, applied
-            before normalisation (8-bit images are in ``[0, 1]`` then).
+        transform: a :class:`~pixelseg.data.transforms.CropFirstTransform` or
+            :class:`~pixelseg.data.transforms.SegmentationTransform` (given the arrays as
+            stored), or any ``(image (C, H, W) float, mask (H, W) int64) -> (image, mask)``;
+            applied before normalisation (8-bit images are in ``[0, 1]`` then).
         normalizer: applied last; nodata pixels are set to the band mean first so they become 0.
         samples: the samples already listed (:func:`find_samples`); listed again when ``None``.
         in_channels: the band count when already known (else read from the first image).
         class_counts: labelled pixels per class ``(num_classes,)`` over exactly these samples,
             when already counted (by the data check); ``None`` otherwise.
+        cache: decoded samples shared by the datasets of one build (see
+            :mod:`pixelseg.data.cache`), or ``None`` to decode on every access.
+        crop_sampling: how the training crops are placed (see
+            :func:`~pixelseg.data.foreground.semantic_crop_sampling`), for the log.
 
     Attributes:
         class_counts: as given (see :func:`~pixelseg.data.build.class_pixel_counts`).
+        cache: as given.
+        crop_sampling: as given.
 
     Raises:
         DataError: no samples, or a requested id that does not exist.
@@ -222,11 +170,13 @@ class MaskFolderDataset(Dataset[SemanticSample]):
         data: DataConfig,
         *,
         ids: Sequence[str] | None = None,
-        transform: Transform | None = None,
+        transform: Transform | ArrayTransform | None = None,
         normalizer: Normalizer | None = None,
         samples: Sequence[SamplePaths] | None = None,
         in_channels: int | None = None,
         class_counts: np.ndarray | None = None,
+        cache: SampleCache | None = None,
+        crop_sampling: dict[str, Any] | None = None,
     ) -> None:
         self.data = data
         self.classmap = ClassMap.from_config(data)
@@ -241,6 +191,8 @@ class MaskFolderDataset(Dataset[SemanticSample]):
         self.transform = transform
         self.normalizer = normalizer
         self.class_counts = class_counts
+        self.cache = cache
+        self.crop_sampling = crop_sampling
         self._in_channels = in_channels
 
     def __len__(self) -> int:
@@ -263,26 +215,47 @@ class MaskFolderDataset(Dataset[SemanticSample]):
             self._in_channels = first_image_bands(self.samples, self.data)
         return self._in_channels
 
+    def compact(self, index: int) -> CompactSample:
+        """Sample ``index`` packed (:mod:`pixelseg.data.compact`): from the cache, or decoded
+        (and cached when it fits)."""
+        key = sample_key(self.samples[index])
+        cached = None if self.cache is None else self.cache.get(key)
+        if cached is not None:
+            return cached  # type: ignore[no-any-return]
+        loaded = load_sample(self.samples[index], self.classmap, self.data)
+        packed = pack_sample(loaded, num_classes=self.num_classes, ignore_index=self.ignore_index)
+        if self.cache is not None:
+            self.cache.put(key, packed)
+        return packed
+
     def load(self, index: int) -> LoadedSample:
-        """The raw sample ``index`` (see :func:`load_sample`)."""
-        return load_sample(self.samples[index], self.classmap, self.data)
+        """The raw sample ``index`` (see :func:`load_sample`; no raw mask when cached)."""
+        if self.cache is None:
+            return load_sample(self.samples[index], self.classmap, self.data)
+        return self.compact(index).to_loaded()
 
     def __getitem__(self, index: int) -> SemanticSample:
         paths = self.samples[index]
-        loaded = self.load(index)
-        image = image_to_float(loaded.image)
-        if loaded.nodata is not None and loaded.nodata.any():
-            fill = torch.tensor(self.normalizer.mean if self.normalizer else (0.0,) * len(image))
-            image[:, torch.from_numpy(loaded.nodata)] = fill[:, None].to(image.dtype)
-        mask = torch.from_numpy(loaded.label)
-        if self.transform is not None:
-            image, mask = self.transform(image, mask)
+        packed = self.compact(index)
+        fill = self.normalizer.mean if self.normalizer else None
+        if isinstance(self.transform, ArrayTransform):
+            image, mask = self.transform.from_arrays(
+                packed.image, packed.label, nodata=packed.nodata, fill=fill, rows=packed.rows
+            )
+        else:
+            image = image_to_float(packed.image)
+            if packed.nodata is not None:
+                values = torch.tensor(fill if fill is not None else (0.0,) * len(image))
+                image[:, torch.tensor(packed.nodata)] = values[:, None].to(image.dtype)
+            mask = torch.from_numpy(packed.label.astype(np.int64))
+            if self.transform is not None:
+                image, mask = self.transform(image, mask)
         if self.normalizer is not None:
             image = self.normalizer(image)
         meta = {
             "image_path": str(paths.image),
             "mask_path": str(paths.mask),
-            "orig_size": tuple(loaded.label.shape),
+            "orig_size": tuple(packed.label.shape),
             "ignore_index": self.ignore_index,
         }
         return SemanticSample(

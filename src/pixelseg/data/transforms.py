@@ -1,57 +1,76 @@
-"""Joint image/mask transforms built on ``torchvision.transforms.v2`` and ``tv_tensors``.
+"""Joint image/mask transforms: crop-first training crops, and evaluation padding.
 
-The image is a ``(C, H, W)`` float tensor (8-bit images already in ``[0, 1]``), the mask a
-``(H, W)`` int64 tensor. Wrapping them as :class:`tv_tensors.Image` / :class:`tv_tensors.Mask` lets
-v2 apply geometry to both (nearest-neighbour for the mask) and colour only to the image. Padding
-always fills masks with ``ignore_index``, never class 0, so padding is never learned as a class.
+The image is a ``(C, H, W)`` float tensor (8-bit images in ``[0, 1]``), the mask a ``(H, W)``
+int64 tensor. Padding always fills masks with ``ignore_index``, never class 0, so padding is
+never learned as a class; images are padded with 0 (before normalisation).
+
+Training (:class:`CropFirstTransform`): the crop window is chosen on the full-size arrays
+(:mod:`pixelseg.data.crops`: random scale as a window of side ``crop / scale``, uniform or
+foreground-centred position), then only the window is converted to float, resized, colour
+jittered (3-band 8-bit images), padded, flipped and turned. The dataset hands it the arrays as
+stored and cached (:meth:`CropFirstTransform.from_arrays`), so no full-size float copy is made.
+Evaluation (:class:`SegmentationTransform`): padding to a multiple of the stride only.
 """
 
 from __future__ import annotations
 
-import math
-from typing import Any
+from collections.abc import Sequence
+from typing import Any, Protocol, runtime_checkable
 
+import numpy as np
 import torch
 from torchvision import tv_tensors
 from torchvision.transforms import v2
 from torchvision.transforms.v2 import functional as F
 
-
-class RandomScale(v2.Transform):
-    """Resize by a random factor drawn log-uniformly from ``scale_range``.
-
-    Args:
-        scale_range: ``(min, max)`` factors relative to the input size.
-    """
-
-    def __init__(self, scale_range: tuple[float, float] = (0.5, 2.0)) -> None:
-        super().__init__()
-        self.scale_range = scale_range
-
-    def make_params(self, flat_inputs: list[Any]) -> dict[str, Any]:
-        """Draw the factor once for image and mask."""
-        low, high = (math.log(s) for s in self.scale_range)
-        factor = math.exp(low + (high - low) * float(torch.rand(())))
-        height, width = v2.query_size(flat_inputs)
-        return {"size": [max(1, round(height * factor)), max(1, round(width * factor))]}
-
-    def transform(self, inpt: Any, params: dict[str, Any]) -> Any:
-        """Resize one input (masks use nearest neighbour inside ``F.resize``)."""
-        return F.resize(inpt, params["size"], antialias=True)
+from pixelseg.data.crops import (
+    CropSampler,
+    CropWindow,
+    FlipsAndTurns,
+    pad_crop,
+    pad_to_multiple,
+    scale_image,
+    scale_nearest,
+)
+from pixelseg.data.foreground import class_rows, pick_class_pixel
+from pixelseg.data.normalize import image_to_float
 
 
-class RandomRot90(v2.Transform):
-    """Rotate by a random multiple of 90° (aerial and microscopy images have no "up")."""
+@runtime_checkable
+class ArrayTransform(Protocol):
+    """A transform that takes a sample's arrays as stored (what the dataset calls)."""
 
-    def make_params(self, flat_inputs: list[Any]) -> dict[str, Any]:
-        """Draw the number of quarter turns once for image and mask."""
-        return {"k": int(torch.randint(0, 4, ()))}
+    def from_arrays(
+        self,
+        image: np.ndarray,
+        label: np.ndarray,
+        *,
+        nodata: np.ndarray | None = None,
+        fill: Sequence[float] | None = None,
+        rows: np.ndarray | None = None,
+    ) -> tuple[torch.Tensor, torch.Tensor]:
+        """Transform ``(H, W, C)`` stored image and ``(H, W)`` class indices."""
+        ...
 
-    def transform(self, inpt: Any, params: dict[str, Any]) -> Any:
-        """Rotate one input in its last two dimensions."""
-        if params["k"] == 0:
-            return inpt
-        return tv_tensors.wrap(torch.rot90(inpt, params["k"], dims=(-2, -1)), like=inpt)
+
+def _fill_nodata(
+    image: torch.Tensor, nodata: np.ndarray | None, fill: Sequence[float] | None
+) -> torch.Tensor:
+    """Set nodata pixels to ``fill`` (the band means: 0 after normalisation)."""
+    if nodata is None or not nodata.any():
+        return image
+    values = torch.tensor(tuple(fill) if fill is not None else (0.0,) * len(image))
+    image[:, torch.tensor(nodata)] = values[:, None].to(image.dtype)
+    return image
+
+
+def make_color_jitter(strength: float) -> v2.ColorJitter | None:
+    """The colour jitter of ``strength`` (brightness, contrast, saturation; hue a quarter)."""
+    if strength <= 0:
+        return None
+    return v2.ColorJitter(
+        brightness=strength, contrast=strength, saturation=strength, hue=min(0.5, strength / 4)
+    )
 
 
 class PadToMultiple(v2.Transform):
@@ -72,14 +91,7 @@ class PadToMultiple(v2.Transform):
     def make_params(self, flat_inputs: list[Any]) -> dict[str, Any]:
         """Compute the padding once for image and mask."""
         height, width = v2.query_size(flat_inputs)
-        return {
-            "padding": [
-                0,
-                0,
-                (-width) % self.stride,
-                (-height) % self.stride,
-            ]
-        }
+        return {"padding": [0, 0, (-width) % self.stride, (-height) % self.stride]}
 
     def transform(self, inpt: Any, params: dict[str, Any]) -> Any:
         """Pad one input with ``ignore_index`` for masks, ``fill`` for images."""
@@ -106,46 +118,119 @@ class SegmentationTransform:
         out_image, out_mask = self.pipeline(tv_tensors.Image(image), tv_tensors.Mask(mask))
         return out_image.as_subclass(torch.Tensor), out_mask.as_subclass(torch.Tensor)
 
+    def from_arrays(
+        self,
+        image: np.ndarray,
+        label: np.ndarray,
+        *,
+        nodata: np.ndarray | None = None,
+        fill: Sequence[float] | None = None,
+        rows: np.ndarray | None = None,
+    ) -> tuple[torch.Tensor, torch.Tensor]:
+        """The whole image: to float, nodata set to ``fill``, then the pipeline."""
+        tensor = _fill_nodata(image_to_float(image), nodata, fill)
+        return self(tensor, torch.from_numpy(label.astype(np.int64)))
+
     def __repr__(self) -> str:
         return f"SegmentationTransform({self.pipeline})"
 
 
-def augmentation_steps(
-    *,
-    crop_size: int,
-    mask_fill: int,
-    scale_range: tuple[float, float],
-    hflip: bool,
-    vflip: bool,
-    rot90: v2.Transform | None,
-    color_jitter: float,
-) -> list[v2.Transform]:
-    """The random training steps shared by semantic and instance pipelines.
+class CropFirstTransform:
+    """The training pipeline: window on the full image, then scale, jitter, pad, flip the crop.
 
     Args:
-        mask_fill: value of mask pixels a crop pads (``ignore_index``, or 0 for instances).
-        rot90: the 90° rotation transform to use (instances also turn their boxes), or ``None``.
+        crop_size: the crop's side.
+        ignore_index: mask value of padded pixels.
+        scale_range: random scale factors, ``(1, 1)`` for none.
+        hflip, vflip, rot90: random flips and quarter turns.
+        color_jitter: jitter strength (3-band images in ``[0, 1]``), 0 for none.
+        stride: pad the crop to a multiple of this.
+        foreground_share: share of crops centred on a pixel of ``foreground_classes``.
+        foreground_classes: class indices a foreground-centred crop aims at.
     """
-    steps: list[v2.Transform] = []
-    if scale_range != (1.0, 1.0):
-        steps.append(RandomScale(scale_range))
-    fill = {tv_tensors.Image: 0.0, tv_tensors.Mask: mask_fill}
-    steps.append(v2.RandomCrop(crop_size, pad_if_needed=True, fill=fill))  # type: ignore[arg-type]
-    if hflip:
-        steps.append(v2.RandomHorizontalFlip())
-    if vflip:
-        steps.append(v2.RandomVerticalFlip())
-    if rot90 is not None:
-        steps.append(rot90)
-    if color_jitter > 0:
-        jitter = v2.ColorJitter(
-            brightness=color_jitter,
-            contrast=color_jitter,
-            saturation=color_jitter,
-            hue=min(0.5, color_jitter / 4),
+
+    def __init__(
+        self,
+        *,
+        crop_size: int,
+        ignore_index: int,
+        scale_range: tuple[float, float] = (0.5, 2.0),
+        hflip: bool = True,
+        vflip: bool = False,
+        rot90: bool = False,
+        color_jitter: float = 0.0,
+        stride: int = 32,
+        foreground_share: float = 0.0,
+        foreground_classes: Sequence[int] = (),
+    ) -> None:
+        self.classes = tuple(int(c) for c in foreground_classes)
+        share = foreground_share if self.classes else 0.0
+        self.sampler = CropSampler(crop_size, scale_range, share)
+        self.flips = FlipsAndTurns(hflip=hflip, vflip=vflip, rot90=rot90)
+        self.jitter = make_color_jitter(color_jitter)
+        self.ignore_index = ignore_index
+        self.stride = stride
+
+    def _window(self, label: np.ndarray, rows: np.ndarray | None) -> CropWindow:
+        def centre() -> tuple[int, int] | None:
+            counts = rows if rows is not None else class_rows(label, max(self.classes) + 1)
+            return pick_class_pixel(label, counts, self.classes)
+
+        return self.sampler.draw(label.shape[0], label.shape[1], centre)
+
+    def __call__(
+        self, image: torch.Tensor, mask: torch.Tensor
+    ) -> tuple[torch.Tensor, torch.Tensor]:
+        """Transform a ``(C, H, W)`` float image and its ``(H, W)`` int64 mask."""
+        window = self._window(mask.numpy(), None)
+        rows, cols = window.source
+        return self._finish(image[:, rows, cols], mask[rows, cols], window)
+
+    def from_arrays(
+        self,
+        image: np.ndarray,
+        label: np.ndarray,
+        *,
+        nodata: np.ndarray | None = None,
+        fill: Sequence[float] | None = None,
+        rows: np.ndarray | None = None,
+    ) -> tuple[torch.Tensor, torch.Tensor]:
+        """Transform a stored ``(H, W, C)`` image and ``(H, W)`` class indices (any int dtype).
+
+        Args:
+            image: as stored (uint8 becomes ``[0, 1]`` after the cut).
+            label: class indices and ``ignore_index``.
+            nodata: ``(H, W)`` nodata pixels, set to ``fill`` before scaling.
+            fill: the band means.
+            rows: the label's :func:`~pixelseg.data.foreground.class_rows` when known.
+        """
+        window = self._window(label, rows)
+        source = window.source
+        cut = _fill_nodata(
+            image_to_float(image[source]), None if nodata is None else nodata[source], fill
         )
-        steps.append(jitter)
-    return steps
+        return self._finish(cut, torch.from_numpy(label[source].astype(np.int64)), window)
+
+    def _finish(
+        self, image: torch.Tensor, mask: torch.Tensor, window: CropWindow
+    ) -> tuple[torch.Tensor, torch.Tensor]:
+        image = scale_image(image, window)
+        mask = scale_nearest(mask, window)
+        if self.jitter is not None:
+            image = self.jitter(image)
+        image = pad_crop(image, window, 0.0)
+        mask = pad_crop(mask, window, self.ignore_index)
+        params = self.flips.draw()
+        image, mask = self.flips.apply(image, params), self.flips.apply(mask, params)
+        image = pad_to_multiple(image, self.stride, 0.0)
+        mask = pad_to_multiple(mask, self.stride, self.ignore_index)
+        return image.contiguous(), mask.contiguous()
+
+    def __repr__(self) -> str:
+        return (
+            f"CropFirstTransform(crop {self.sampler.crop_size}, scale {self.sampler.scale_range},"
+            f" foreground share {self.sampler.foreground_share:g} of classes {self.classes})"
+        )
 
 
 def build_transforms(
@@ -159,12 +244,16 @@ def build_transforms(
     rot90: bool = False,
     color_jitter: float = 0.0,
     stride: int = 32,
-) -> SegmentationTransform:
+    foreground_share: float = 0.0,
+    foreground_classes: Sequence[int] = (),
+) -> CropFirstTransform | SegmentationTransform:
     """The training or evaluation pipeline.
 
-    Training: random scale, random crop of ``crop_size`` (padded when the image is smaller),
-    flips, optional 90° rotations and colour jitter, then padding to a multiple of ``stride``.
-    Evaluation: only the padding to a multiple of ``stride`` (predictions are cropped back).
+    Training (:class:`CropFirstTransform`): random scale, a crop of ``crop_size`` (padded when
+    the image is smaller; ``foreground_share`` of them centred on a pixel of
+    ``foreground_classes``), colour jitter, flips, optional 90° rotations, then padding to a
+    multiple of ``stride``. Evaluation: only the padding to a multiple of ``stride``
+    (predictions are cropped back).
 
     Args:
         train: training (random) or evaluation (deterministic) pipeline.
@@ -177,17 +266,21 @@ def build_transforms(
         color_jitter: brightness/contrast/saturation strength; only for 3-band images in
             ``[0, 1]`` (the caller decides), 0 to disable.
         stride: pad height and width to a multiple of this.
+        foreground_share: share of foreground-centred crops (see
+            :mod:`pixelseg.data.foreground`).
+        foreground_classes: the classes those crops aim at.
     """
-    steps: list[v2.Transform] = []
     if train:
-        steps = augmentation_steps(
+        return CropFirstTransform(
             crop_size=crop_size,
-            mask_fill=ignore_index,
+            ignore_index=ignore_index,
             scale_range=scale_range,
             hflip=hflip,
             vflip=vflip,
-            rot90=RandomRot90() if rot90 else None,
+            rot90=rot90,
             color_jitter=color_jitter,
+            stride=stride,
+            foreground_share=foreground_share,
+            foreground_classes=foreground_classes,
         )
-    steps.append(PadToMultiple(stride, ignore_index=ignore_index))
-    return SegmentationTransform(steps)
+    return SegmentationTransform([PadToMultiple(stride, ignore_index=ignore_index)])

@@ -1,99 +1,200 @@
 """``fit``: one config trained into a run directory by the pieces of the engine.
 
-The pieces, each small and tested alone: the clock and budget (:mod:`~pixelseg.engine.clock`),
-the validation schedule and early stopping (:mod:`~pixelseg.engine.validation`), the checkpoint
-policy (:mod:`~pixelseg.engine.checkpoint_policy`) and the epoch loop
-(:mod:`~pixelseg.engine.loop`). The job comes from a :class:`~pixelseg.engine.task.TaskFactory`;
-the engine never knows which one.
+:func:`~pixelseg.engine.training.prepare_training` builds the run; this module drives it: the
+epoch loop (:func:`~pixelseg.engine.loop.train_one_epoch`), validation when its schedule says
+(:mod:`~pixelseg.engine.validation`), checkpoints when their policy says
+(:mod:`~pixelseg.engine.checkpoint_policy`), the budget (:mod:`~pixelseg.engine.clock`), the
+task's post-training work, and the summary with the time breakdown
+(:mod:`~pixelseg.engine.timing`). The job comes from a
+:class:`~pixelseg.engine.task.TaskFactory`; the engine never knows which one.
 """
 
 from __future__ import annotations
 
-import dataclasses
-import random
-from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
-
-import numpy as np
-import torch
-from torch.utils.data import DataLoader
 
 from pixelseg.config import Config
 from pixelseg.engine import run_dir as rd
 from pixelseg.engine.checkpoint import load_checkpoint
-from pixelseg.engine.checkpoint_policy import CheckpointPolicy
-from pixelseg.engine.clock import Budget, Clock
-from pixelseg.engine.console import RunLog, epoch_header, epoch_row
-from pixelseg.engine.data_order import SeededDataset, epoch_batches
-from pixelseg.engine.loop import LoopState, evaluate, train_one_epoch
-from pixelseg.engine.precision import autocast_factory, resolve_device, resolve_precision
+from pixelseg.engine.console import epoch_header, epoch_row
+from pixelseg.engine.loop import evaluate, train_one_epoch
 from pixelseg.engine.schedule import lr_factor
-from pixelseg.engine.task import Job, TaskFactory
-from pixelseg.engine.validation import EarlyStopping, ValidationSchedule, improved
-from pixelseg.engine.writer import RunWriter
-from pixelseg.errors import CheckpointError, ConfigError
+from pixelseg.engine.summary import TrainSummary, finish
+from pixelseg.engine.task import TaskFactory
+from pixelseg.engine.training import Training, describe, prepare_training, seed_everything
+from pixelseg.engine.validation import improved
+from pixelseg.errors import ConfigError
+
+__all__ = ["TrainSummary", "fit", "seed_everything"]
 
 
-def seed_everything(seed: int, *, deterministic: bool = False) -> None:
-    """Seed Python, NumPy and torch; optionally ask torch for deterministic kernels."""
-    random.seed(seed)
-    np.random.seed(seed % 2**32)
-    torch.manual_seed(seed)
-    if deterministic:
-        torch.use_deterministic_algorithms(True, warn_only=True)
-
-
-@dataclass
-class TrainSummary:
-    """What a finished ``fit`` reports (also ``summary.json``).
-
-    Attributes:
-        epochs: epochs completed.
-        steps: optimizer steps.
-        images_seen: training images (crops) processed.
-        train_seconds: wall-clock seconds of training, resumes summed.
-        best_epoch: epoch of the best validation (-1: none).
-        metric: the validation metric the best checkpoint followed.
-        best_metric: its best value.
-        precision: ``fp32``, ``bf16`` or ``fp16``.
-        device: the torch device.
-    """
-
-    epochs: int
-    steps: int
-    images_seen: int
-    train_seconds: float
-    best_epoch: int
-    metric: str
-    best_metric: float | None
-    precision: str
-    device: str
-
-    def to_dict(self) -> dict[str, Any]:
-        """The JSON form: the best value under ``best_<metric>`` (``best_miou``...)."""
-        raw = dataclasses.asdict(self)
-        raw[f"best_{self.metric}"] = raw.pop("best_metric")
-        return raw
-
-
-def _resumed_config(config: Config, run_dir: Path) -> tuple[Config, rd.RunInfo]:
-    """The stored config of a run to resume (budget and precision from ``config``)."""
-    if not (run_dir / rd.LAST).is_file():
-        raise CheckpointError(f"{run_dir}: nothing to resume ({rd.LAST} not found)")
-    stored, info = rd.read_run(run_dir)
-    train = dataclasses.replace(
-        stored.train, max_time=config.train.max_time, precision=config.train.precision
+def _set_lr(run: Training, step: int) -> None:
+    """The learning rate of ``step``: warmup then decay over the planned steps or the budget."""
+    cfg = run.config.train
+    progress = step / max(1, run.total_steps)
+    if run.budget.bounded:
+        reserve = run.post_training_reserve() + (run.timed.reserve() if run.timed else 0.0)
+        end = max(float(run.budget.max_time or 0.0) - reserve, 1e-9)
+        progress = max(progress, run.clock.elapsed() / end)
+    factor = lr_factor(
+        step,
+        progress=progress,
+        warmup_steps=cfg.warmup_steps,
+        warmup_fraction=cfg.warmup_fraction,
+        schedule=cfg.schedule,
     )
-    return dataclasses.replace(stored, train=train), info
+    for group in run.optimizer.param_groups:
+        group["lr"] = cfg.lr * factor
 
 
-def _total_steps(job: Job, config: Config) -> tuple[int, int]:
-    """``(steps per epoch, planned steps)`` of the training split."""
-    per_epoch = len(
-        epoch_batches(len(job.datasets["train"]), config.train.batch_size, seed=0, epoch=0)
-    )
-    return per_epoch, per_epoch * config.train.epochs
+def _out_of_time(run: Training) -> bool:
+    """True once the budget, less what the final validation and post-training need, is spent."""
+    if not run.budget.bounded:
+        return False
+    reserve = run.post_training_reserve() + (run.timed.reserve() if run.timed else 0.0)
+    return run.clock.elapsed() + reserve >= float(run.budget.max_time or 0.0)
+
+
+def _validate(run: Training, record: dict[str, Any]) -> bool:
+    """Validate now; update the best checkpoint and the counters; True when improved."""
+    state, started = run.state, run.clock.elapsed()
+    with run.ledger.track("validation"):
+        metrics = evaluate(
+            run.model,
+            run.job.task,
+            run.val_loader,
+            autocast=run.autocast,
+            device=run.device,
+            channels_last=run.config.train.channels_last,
+            total=len(run.val_loader),
+        )
+    if run.timed is not None:
+        run.timed.record(run.clock.elapsed() - started, now=run.clock.elapsed())
+    if run.metric not in metrics:
+        raise ConfigError(
+            f"train.early_stopping_metric: {run.metric!r} is not a validation metric of "
+            f"this task; choose from {', '.join(sorted(metrics))}"
+        )
+    value = float(metrics[run.metric])
+    record.update({f"val_{k}": v for k, v in metrics.items()})
+    state.validations += 1
+    better = improved(value, state.best_metric, run.metric)
+    with run.ledger.track("checkpoints"):
+        if better:
+            state.best_metric, state.best_step = value, state.step
+            state.best_epoch = int(record["epoch"])
+            state.epochs_without_improvement = 0
+            run.checkpoints.save_best(state)
+        else:
+            state.epochs_without_improvement += 1
+    state.history.append(
+        {"step": state.step, "epoch": record["epoch"], "seconds": run.clock.elapsed(),
+         run.metric: value}
+    )  # fmt: skip
+    return better
+
+
+def _log_record(run: Training, record: dict[str, Any], *, improved_now: bool) -> None:
+    """Append ``record`` to ``metrics.jsonl`` and print its row."""
+    with run.ledger.track("logging"):
+        run.writer.append_jsonl("metrics.jsonl", record)
+        run.log(epoch_row(record, run.metric, improved_now))
+
+
+def _record(run: Training, event: str, train_loss: float | None) -> dict[str, Any]:
+    state = run.state
+    return {
+        "event": event,
+        "epoch": state.epoch + (0 if event == "epoch" else 1),
+        "step": state.step,
+        "images_seen": state.images_seen,
+        "train_loss": train_loss,
+        "lr": run.optimizer.param_groups[0]["lr"],
+        "train_seconds": run.clock.elapsed(),
+    }
+
+
+def _validation_estimate(run: Training) -> float:
+    """Seconds one validation should take, before any was timed: the val pixels at 40 % of the
+    training cost per pixel (a forward pass without the backward), from the steps so far."""
+    steps_seconds = run.ledger.spent["steps"]
+    crops = max(run.state.images_seen, 1)
+    per_pixel = steps_seconds / (crops * run.config.train.crop_size**2)
+    val = run.job.datasets["val"]
+    if not len(val):
+        return 0.0
+    height, width = val[0].image.shape[-2:]
+    return 0.4 * per_pixel * len(val) * height * width
+
+
+def _train(run: Training) -> None:
+    """The epoch loop: steps, validations and checkpoints until the epochs or the budget end."""
+    state, cfg = run.state, run.config.train
+
+    def after_step() -> bool:
+        if run.timed is not None and state.validations == 0 and state.step in (10, 50):
+            with run.ledger.track("validation"):
+                run.timed.estimate = _validation_estimate(run)
+        if run.checkpoints.due():
+            with run.ledger.track("checkpoints"):
+                run.checkpoints.save_last(state)
+        due = run.schedule.due_after_step(state.step) or (
+            run.timed is not None and run.timed.due(run.clock.elapsed())
+        )
+        if due and not _out_of_time(run):
+            record = _record(run, "validation", None)
+            better = _validate(run, record)
+            _log_record(run, record, improved_now=better)
+            if run.stopping.should_stop(state.epochs_without_improvement):
+                return True
+        return _out_of_time(run)
+
+    with run.ledger.track("logging"):
+        run.log(epoch_header(run.metric))
+    stopped = False
+    while state.epoch < cfg.epochs and not stopped:
+        run.sampler.epoch, run.sampler.position = state.epoch, state.position
+        train_loss = train_one_epoch(
+            run.model,
+            run.job.task,
+            run.train_loader,
+            run.optimizer,
+            state=state,
+            set_lr=lambda step: _set_lr(run, step),
+            autocast=run.autocast,
+            device=run.device,
+            ledger=run.ledger,
+            grad_clip=cfg.grad_clip,
+            channels_last=cfg.channels_last,
+            scaler=run.scaler,
+            after_step=after_step,
+            total=len(run.sampler),
+        )
+        stopped = _out_of_time(run) or run.stopping.should_stop(state.epochs_without_improvement)
+        complete = state.position >= run.sampler.steps_per_epoch
+        if complete:
+            state.epoch, state.position = state.epoch + 1, 0
+        record = _record(run, "epoch", train_loss)
+        record["epoch"] = state.epoch if complete else state.epoch + 1
+        last = stopped or state.epoch >= cfg.epochs
+        validated_now = bool(state.history) and state.history[-1]["step"] == state.step
+        due = run.schedule.due(state.epoch, last=last) if run.timed is None else last
+        better = False
+        if due and not validated_now:
+            better = _validate(run, record)
+        _log_record(run, record, improved_now=better)
+        with run.ledger.track("checkpoints"):
+            run.checkpoints.save_last(state)
+        if run.stopping.should_stop(state.epochs_without_improvement):
+            with run.ledger.track("logging"):
+                run.log(
+                    f"early stopping: no improvement of {run.metric} for "
+                    f"{run.stopping.patience} validations"
+                )
+            break
+    if run.budget.bounded and _out_of_time(run):
+        run.log(f"time budget of {cfg.max_time:.0f} s reached after {state.step} steps")
 
 
 def fit(
@@ -119,182 +220,28 @@ def fit(
             run's task is not ``task``.
         NonFiniteLossError: the loss became NaN/inf (the last good checkpoint is kept).
     """
-    run_dir = Path(run_dir)
-    writer = RunWriter(run_dir)
-    log = RunLog(writer)
-    info = None
-    if resume:
-        config, info = _resumed_config(config, run_dir)
-    if config.task != task.name:
-        raise ConfigError(f"task: the run is a {config.task!r} job, not {task.name!r}")
-    train_cfg = config.train
-    seed_everything(train_cfg.seed, deterministic=train_cfg.deterministic)
-    job = task.build_job(config, ("train", "val"), info)
-    model = job.model
-    dev = resolve_device(device)
-    precision = resolve_precision(train_cfg.precision, dev)
-    autocast = autocast_factory(precision, dev)
-    model.to(dev)
-    if train_cfg.channels_last:
-        model.to(memory_format=torch.channels_last)  # type: ignore[call-overload]
-    optimizer = torch.optim.AdamW(
-        model.parameters(), lr=train_cfg.lr, weight_decay=train_cfg.weight_decay
-    )
-    scaler = torch.amp.GradScaler("cuda") if precision == "fp16" else None
-    state = LoopState()
-    if resume:
-        restored = load_checkpoint(
-            run_dir / rd.LAST, model, optimizer=optimizer, restore_rng_state=True
-        )
-        state = LoopState(**restored)
-        log(
-            f"resumed {run_dir} at epoch {state.epoch + 1}, batch {state.position}, "
-            f"step {state.step}"
-        )
-    else:
-        writer.json("config.json", config.to_dict())
-        writer.json("run.json", job.info.to_dict())
-        loss = job.info.loss
-        log(f"loss: {loss['name']} (class weighting: {loss['weighting']}) — {loss['reason']}")
-    clock = Clock(state.elapsed)
-    budget = Budget(clock, train_cfg.max_time)
-    checkpoints = CheckpointPolicy(
-        writer, model, optimizer, clock=clock, every_s=train_cfg.checkpoint_every_s
-    )
-    schedule = ValidationSchedule(train_cfg.val_every)
-    metric_name = train_cfg.early_stopping_metric
-    if metric_name == "auto":
-        metric_name = job.task.primary_metric
-    stopping = EarlyStopping(metric_name, train_cfg.patience)
-    train_set = SeededDataset(job.datasets["train"], seed=train_cfg.seed)
-    steps_per_epoch, total_steps = _total_steps(job, config)
-    val_loader = DataLoader(
-        job.datasets["val"],
-        batch_size=1,
-        collate_fn=job.collate,
-        num_workers=train_cfg.num_workers,
-        generator=torch.Generator(),
-    )
-    log(
-        f"device {dev}, precision {precision}, {len(train_set)} training images, "
-        f"{len(job.datasets['val'])} validation images, {steps_per_epoch} steps per epoch, "
-        f"model {config.model.name} ({sum(p.numel() for p in model.parameters()) / 1e6:.2f} M "
-        "parameters)"
-    )
-
-    def set_lr(step: int) -> None:
-        spent = budget.fraction()
-        progress = None if spent is None else max(step / max(1, total_steps), spent)
-        factor = lr_factor(
-            step,
-            total_steps=total_steps,
-            warmup_steps=train_cfg.warmup_steps,
-            schedule=train_cfg.schedule,
-            progress=progress,
-        )
-        for group in optimizer.param_groups:
-            group["lr"] = train_cfg.lr * factor
-
-    def after_step() -> bool:
-        if checkpoints.due():
-            checkpoints.save_last(state)
-        return budget.exhausted()
-
-    log(epoch_header(metric_name))
-    budget_hit = False
-    while state.epoch < train_cfg.epochs and not budget_hit:
-        train_set.epoch = state.epoch
-        batches = epoch_batches(
-            len(train_set), train_cfg.batch_size, seed=train_cfg.seed, epoch=state.epoch
-        )
-        batches = batches[state.position :]
-        # An own generator: DataLoader would otherwise draw its base seed from the global RNG,
-        # and a resumed run (one extra loader) would then drift from an uninterrupted one.
-        loader = DataLoader(
-            generator=torch.Generator(),
-            dataset=train_set,
-            batch_sampler=batches,
-            collate_fn=job.collate,
-            num_workers=train_cfg.num_workers,
-        )
-        train_loss = train_one_epoch(
-            model,
-            job.task,
-            loader,
-            optimizer,
-            state=state,
-            set_lr=set_lr,
-            autocast=autocast,
-            device=dev,
-            grad_clip=train_cfg.grad_clip,
-            channels_last=train_cfg.channels_last,
-            scaler=scaler,
-            after_step=after_step,
-            total=len(batches),
-        )
-        budget_hit = budget.exhausted()
-        state.epoch += 1
-        state.position = 0
-        record: dict[str, Any] = {
-            "epoch": state.epoch,
-            "step": state.step,
-            "images_seen": state.images_seen,
-            "train_loss": train_loss,
-            "lr": optimizer.param_groups[0]["lr"],
-            "train_seconds": clock.elapsed(),
-        }
-        better = False
-        if schedule.due(state.epoch, last=budget_hit or state.epoch >= train_cfg.epochs):
-            metrics = evaluate(
-                model,
-                job.task,
-                val_loader,
-                autocast=autocast,
-                device=dev,
-                channels_last=train_cfg.channels_last,
-                total=len(val_loader),
+    run = prepare_training(config, Path(run_dir), task, resume=resume, device=device)
+    state = run.state
+    with run.ledger.track("logging"):
+        if resume:
+            run.log(
+                f"resumed {run.run_dir} at epoch {state.epoch + 1}, batch {state.position}, "
+                f"step {state.step}"
             )
-            if metric_name not in metrics:
-                raise ConfigError(
-                    f"train.early_stopping_metric: {metric_name!r} is not a validation metric of "
-                    f"this task; choose from {', '.join(sorted(metrics))}"
-                )
-            value = float(metrics[metric_name])
-            record.update({f"val_{k}": v for k, v in metrics.items()})
-            better = improved(value, state.best_metric, metric_name)
-            if better:
-                state.best_metric, state.best_epoch = value, state.epoch
-                state.epochs_without_improvement = 0
-                checkpoints.save_best(state)
-            else:
-                state.epochs_without_improvement += 1
-            state.history.append({"epoch": state.epoch, metric_name: value})
-        writer.append_jsonl("metrics.jsonl", record)
-        log(epoch_row(record, metric_name, better))
-        checkpoints.save_last(state)
-        if stopping.should_stop(state.epochs_without_improvement):
-            log(f"early stopping: no improvement of {metric_name} for {train_cfg.patience} epochs")
-            break
+        else:
+            run.writer.json("config.json", run.config.to_dict())
+            run.writer.json("run.json", run.job.info.to_dict())
+            loss = run.job.info.loss
+            run.log(
+                f"loss: {loss['name']} (class weighting: {loss['weighting']}) — {loss['reason']}"
+            )
+        for line in describe(run):
+            run.log(line)
+    _train(run)
     if state.best_epoch > 0:
         # Post-processing thresholds are tuned on val with the best weights, then stored.
-        load_checkpoint(run_dir / rd.BEST, model)
-        job.task.after_training(model, job, writer)
-    if budget_hit:
-        log(f"time budget of {train_cfg.max_time:.0f} s reached after {state.step} steps")
-    summary = TrainSummary(
-        epochs=state.epoch,
-        steps=state.step,
-        images_seen=state.images_seen,
-        train_seconds=state.elapsed,
-        best_epoch=state.best_epoch,
-        metric=metric_name,
-        best_metric=state.best_metric,
-        precision=precision,
-        device=str(dev),
-    )
-    writer.json("summary.json", summary.to_dict())
-    log(
-        f"done: best {metric_name} {state.best_metric} at epoch {state.best_epoch}; "
-        f"run directory {run_dir}"
-    )
-    return summary
+        with run.ledger.track("post_training"):
+            load_checkpoint(run.run_dir / rd.BEST, run.model)
+            seconds = run.post_training_reserve() or None
+            run.job.task.after_training(run.model, run.job, run.writer, seconds=seconds)
+    return finish(run)

@@ -6,7 +6,7 @@ import math
 import time
 from collections.abc import Callable, Iterable
 from contextlib import AbstractContextManager
-from dataclasses import dataclass, field
+from dataclasses import dataclass, field, fields
 from typing import Any
 
 import torch
@@ -14,6 +14,7 @@ from torch import nn
 
 from pixelseg.engine.progress import progress_bar
 from pixelseg.engine.task import Task
+from pixelseg.engine.timing import TimeLedger
 from pixelseg.errors import PixelsegError
 from pixelseg.structures import Batch
 
@@ -30,22 +31,37 @@ class LoopState:
         epoch: current epoch (0-based).
         position: batches of this epoch already consumed.
         step: optimizer steps taken over the whole run.
-        images_seen: training images processed.
+        images_seen: training crops processed.
+        samples_per_epoch: draws per epoch (fixed at the start of the run).
         best_metric: best validation value of the primary metric so far.
-        best_epoch: epoch of ``best_metric``.
-        epochs_without_improvement: for early stopping.
-        elapsed: training seconds spent so far (summed over resumes).
+        best_epoch: epoch (1-based, the one running) of ``best_metric``.
+        best_step: step of ``best_metric``.
+        epochs_without_improvement: validations without improvement, for early stopping.
+        elapsed: wall seconds of the run so far (summed over resumes).
+        validations: validations run.
+        time_spent: seconds per category (see :mod:`pixelseg.engine.timing`).
+        history: ``{"step", "epoch", "seconds", <metric>}`` per validation.
     """
 
     epoch: int = 0
     position: int = 0
     step: int = 0
     images_seen: int = 0
+    samples_per_epoch: int = 0
     best_metric: float | None = None
     best_epoch: int = -1
+    best_step: int = -1
     epochs_without_improvement: int = 0
     elapsed: float = 0.0
+    validations: int = 0
+    time_spent: dict[str, float] = field(default_factory=dict)
     history: list[dict[str, Any]] = field(default_factory=list)
+
+    @classmethod
+    def from_dict(cls, raw: dict[str, Any]) -> LoopState:
+        """The state a checkpoint recorded (keys of older pixelseg versions tolerated)."""
+        known = {f.name for f in fields(cls)}
+        return cls(**{k: v for k, v in raw.items() if k in known})
 
 
 def move_batch(batch: Batch, device: torch.device, channels_last: bool) -> Batch:
@@ -66,6 +82,7 @@ def train_one_epoch(
     set_lr: Callable[[int], None],
     autocast: Callable[[], AbstractContextManager],
     device: torch.device,
+    ledger: TimeLedger | None = None,
     grad_clip: float = 0.0,
     channels_last: bool = False,
     scaler: torch.amp.GradScaler | None = None,
@@ -74,8 +91,12 @@ def train_one_epoch(
 ) -> float:
     """Train over ``batches``, updating ``state`` after every step.
 
+    Waiting for a batch is charged to ``ledger``'s ``data`` (when given), the step (forward,
+    backward, optimizer, the loss read back) to ``steps``.
+
     Args:
-        after_step: called after each step (checkpointing, budget); returning True stops early.
+        after_step: called after each step (checkpointing, validation, budget); returning True
+            ends the epoch early.
         total: number of batches, for the progress bar.
 
     Returns:
@@ -85,33 +106,20 @@ def train_one_epoch(
         NonFiniteLossError: on a NaN or infinite loss, before the optimizer applies it.
     """
     model.train()
+    ledger = ledger if ledger is not None else TimeLedger()
     losses: list[float] = []
+    iterator = iter(batches)
     with progress_bar(f"epoch {state.epoch + 1}", total=total) as advance:
-        for batch in batches:
-            batch = move_batch(batch, device, channels_last)
-            set_lr(state.step)
-            with autocast():
-                outputs = task.step(model, batch)
-            loss = outputs["loss"]
-            value = float(loss.detach())
-            if not math.isfinite(value):
-                raise NonFiniteLossError(
-                    f"loss is {value} at step {state.step} (epoch {state.epoch + 1}, batch "
-                    f"{state.position}); the last good checkpoint is kept"
+        while True:
+            with ledger.track("data"):
+                batch = next(iterator, None)
+                if batch is None:
+                    break
+                batch = move_batch(batch, device, channels_last)
+            with ledger.track("steps"):
+                value = _step(
+                    model, task, batch, optimizer, state, set_lr, autocast, grad_clip, scaler
                 )
-            optimizer.zero_grad(set_to_none=True)
-            if scaler is not None:
-                scaler.scale(loss).backward()
-                scaler.unscale_(optimizer)
-            else:
-                loss.backward()
-            if grad_clip > 0:
-                nn.utils.clip_grad_norm_(model.parameters(), grad_clip)
-            if scaler is not None:
-                scaler.step(optimizer)
-                scaler.update()
-            else:
-                optimizer.step()
             losses.append(value)
             state.step += 1
             state.position += 1
@@ -119,7 +127,46 @@ def train_one_epoch(
             advance(loss=value)
             if after_step is not None and after_step():
                 break
+            model.train()  # a validation inside after_step switched to eval mode
     return sum(losses) / max(1, len(losses))
+
+
+def _step(
+    model: nn.Module,
+    task: Task,
+    batch: Batch,
+    optimizer: torch.optim.Optimizer,
+    state: LoopState,
+    set_lr: Callable[[int], None],
+    autocast: Callable[[], AbstractContextManager],
+    grad_clip: float,
+    scaler: torch.amp.GradScaler | None,
+) -> float:
+    """One optimizer step on ``batch``; the loss as a float."""
+    set_lr(state.step)
+    with autocast():
+        outputs = task.step(model, batch)
+    loss = outputs["loss"]
+    value = float(loss.detach())
+    if not math.isfinite(value):
+        raise NonFiniteLossError(
+            f"loss is {value} at step {state.step} (epoch {state.epoch + 1}, batch "
+            f"{state.position}); the last good checkpoint is kept"
+        )
+    optimizer.zero_grad(set_to_none=True)
+    if scaler is not None:
+        scaler.scale(loss).backward()
+        scaler.unscale_(optimizer)
+    else:
+        loss.backward()
+    if grad_clip > 0:
+        nn.utils.clip_grad_norm_(model.parameters(), grad_clip)
+    if scaler is not None:
+        scaler.step(optimizer)
+        scaler.update()
+    else:
+        optimizer.step()
+    return value
 
 
 @torch.no_grad()
@@ -133,7 +180,11 @@ def evaluate(
     channels_last: bool = False,
     total: int | None = None,
 ) -> dict[str, Any]:
-    """Run the task over ``batches`` in eval mode and return its metrics plus ``loss``."""
+    """Run the task over ``batches`` in eval mode and return its metrics plus ``loss``.
+
+    The model's training mode is restored afterwards.
+    """
+    was_training = model.training
     model.eval()
     metrics = task.make_metrics()
     metrics.reset()
@@ -149,6 +200,7 @@ def evaluate(
             task.update_metrics(metrics, outputs, batch)
             count += len(batch.ids)
             advance()
+    model.train(was_training)
     result = dict(metrics.compute())
     result["loss"] = sum(losses) / max(1, len(losses))
     result["images_per_second"] = count / max(time.perf_counter() - start, 1e-9)

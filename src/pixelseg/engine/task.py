@@ -66,6 +66,10 @@ class Task(Protocol):
     #: What :meth:`predict` returns (the outputs ``pixelseg predict`` writes follow it).
     prediction_type: type[Prediction]
 
+    @property
+    def tunes_after_training(self) -> bool:
+        """Whether :meth:`after_training` does work (the budget keeps a share of time for it)."""
+
     def step(self, model: nn.Module, batch: Batch) -> dict[str, Any]:
         """Forward one batch and compute the loss (training) or the outputs (eval mode)."""
 
@@ -75,8 +79,11 @@ class Task(Protocol):
     def update_metrics(self, metrics: Any, outputs: dict[str, Any], batch: Batch) -> None:
         """Feed one validation batch's outputs to the accumulator."""
 
-    def after_training(self, model: nn.Module, job: Job, writer: RunWriter) -> None:
-        """Work after the last epoch with the best weights (threshold tuning on val), if any."""
+    def after_training(
+        self, model: nn.Module, job: Job, writer: RunWriter, *, seconds: float | None = None
+    ) -> None:
+        """Work after training with the best weights (threshold tuning on val), if any,
+        within ``seconds`` when given."""
 
     def predict(
         self,

@@ -1,4 +1,4 @@
-"""The instance data path listed once: every file decoded once before the first sample."""
+"""The instance data path listed once: every file decoded once, the cache never decodes again."""
 
 from __future__ import annotations
 
@@ -101,7 +101,11 @@ def test_each_file_decoded_once_and_statistics_as_before(
     assert len(images) == 5 and set(images.values()) == {1}, images
     masks = calls.of("read_mask")
     assert masks and set(masks.values()) == {1}, masks
-    train[0]
+    for dataset in datasets.values():  # training and validation read the cache, not the files
+        for index in range(len(dataset)):
+            dataset[index]
+    assert calls.of("read_image") == images and calls.of("read_mask") == masks
+    assert train.crop_sampling is not None and "objects cover" in train.crop_sampling["reason"]
 
     normalizer = _old_normalizer(config)
     np.testing.assert_allclose(train.normalizer.mean, normalizer.mean, rtol=1e-6, atol=1e-9)
@@ -113,11 +117,27 @@ def test_each_file_decoded_once_and_statistics_as_before(
 
 
 def test_without_verify_listed_once(tmp_path: Path, calls: Calls) -> None:
-    config = load_config(write_synthetic_instances(tmp_path, n_images=4, size=40, seed=1))
+    config = load_config(
+        write_synthetic_instances(tmp_path, n_images=4, size=40, seed=1),
+        ["train.foreground_crops=0.5"],  # an explicit share: no pixel counts needed
+    )
     datasets = build_instance_datasets(config, ("train", "val"), verify=False)
     assert calls.listings == 1
     assert len(calls.of("read_image")) == 1 and calls.of("read_mask") == {}
     assert datasets["train"].object_areas is None and datasets["train"].in_channels == 3
+    assert datasets["train"].crop_sampling["foreground_share"] == 0.5  # type: ignore[index]
+
+
+def test_without_verify_auto_crops_read_the_train_split_once(tmp_path: Path, calls: Calls) -> None:
+    config = load_config(write_synthetic_instances(tmp_path, n_images=4, size=40, seed=1))
+    train = build_instance_datasets(config, ("train", "val"), verify=False)["train"]
+    images = calls.of("read_image")
+    assert len(images) == len(train) and sum(images.values()) == len(train) + 1  # + the header
+    for index in range(len(train)):
+        train[index]
+    assert calls.of("read_image") == images
+    verified = build_instance_datasets(config, ("train",), verify=True)["train"]
+    assert train.crop_sampling == verified.crop_sampling
 
 
 def test_plan_report_is_the_check_report(tmp_path: Path) -> None:

@@ -55,21 +55,22 @@ def test_watershed_config_round_trips_and_refuses_bad_combinations() -> None:
         config_from_dict({"watershed": {"sigmaa": 3.0}})
 
 
-def test_targets_are_derived_after_the_random_crop(data_config: Path) -> None:
-    config = load_config(data_config, [*TINY, "train.crop_size=32"])
+def test_training_targets_of_a_whole_image_crop_equal_the_direct_ones(data_config: Path) -> None:
+    # A crop as large as the image: only flips and quarter turns move the cached targets.
+    config = load_config(data_config, [*TINY, "watershed.distance_head=true"])
     job = WATERSHED.build_job(config, ("train",), None)
     torch.manual_seed(0)
-    # Random crops may miss every object: take the first with at least two.
-    samples = (job.datasets["train"][i % 6] for i in range(30))
-    sample = next(s for s in samples if len(np.unique(s.instances.numpy())) > 2)
-    assert sample.image.shape[-2:] == (32, 32)
-    labels = sample.instances.numpy()
-    expected = watershed_targets(labels)
-    valid = sample.class_map != IGNORE_INDEX
-    np.testing.assert_array_equal(sample.class_map.numpy()[valid], expected["class_map"][valid])
-    np.testing.assert_allclose(sample.weight_map.numpy()[valid], expected["weight_map"][valid])
-    # Every object pixel of the crop is interior or boundary, every other pixel background.
-    assert ((sample.class_map.numpy() > 0) == (labels > 0))[valid.numpy()].all()
+    for index in range(6):
+        sample = job.datasets["train"][index]
+        assert sample.image.shape[-2:] == (64, 64)
+        labels = sample.instances.numpy()
+        expected = watershed_targets(labels, with_distance=True)
+        valid = sample.class_map != IGNORE_INDEX
+        np.testing.assert_array_equal(sample.class_map.numpy(), expected["class_map"])
+        np.testing.assert_allclose(sample.weight_map.numpy(), expected["weight_map"], rtol=1e-6)
+        assert sample.distance is not None
+        np.testing.assert_allclose(sample.distance.numpy(), expected["distance"], atol=1e-6)
+        assert ((sample.class_map.numpy() > 0) == (labels > 0))[valid.numpy()].all()
 
 
 def test_loss_ignores_zero_weight_pixels_and_distance_head_adds_a_channel(

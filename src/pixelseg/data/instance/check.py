@@ -9,13 +9,16 @@ and the fraction that touch another object — the ones a semantic net would mer
 
 from __future__ import annotations
 
+from collections.abc import Collection
 from dataclasses import dataclass
 
 import numpy as np
 
 from pixelseg.config import Config
+from pixelseg.data.cache import SampleCache
 from pixelseg.data.check_report import Problem
 from pixelseg.data.instance.check_report import InstanceCheckReport
+from pixelseg.data.instance.compact import instance_key, pack_instances
 from pixelseg.data.instance.formats import InstanceFiles, InstanceSource
 from pixelseg.data.io import check_pixel_limit, read_header
 from pixelseg.data.plan import DataPlan, PlanCollector
@@ -33,9 +36,11 @@ class InstancePlan(DataPlan[InstanceFiles]):
 
     Attributes:
         source: the listing (and reader) of the samples, ``None`` when listing failed.
+        train_pixels: pixels of the training images read (for the foreground share).
     """
 
     source: InstanceSource | None = None
+    train_pixels: int = 0
 
 
 def touching_objects(label_image: np.ndarray) -> np.ndarray:
@@ -147,21 +152,39 @@ def check_instances(config: Config, *, max_images: int | None = None) -> Instanc
     return _check(config, max_images=max_images, band_stats=False)[0]
 
 
-def plan_instances(config: Config) -> tuple[InstanceCheckReport, InstancePlan]:
+def plan_instances(
+    config: Config,
+    *,
+    cache: SampleCache | None = None,
+    cache_splits: Collection[str] = ("train", "val"),
+) -> tuple[InstanceCheckReport, InstancePlan]:
     """Verify every instance sample and gather, in the same pass, what the datasets need.
 
     The report is the one :func:`check_instances` gives; the plan holds the source and its
     samples, the split members, the band count and dtype, the training split's band statistics
-    (when ``data.normalize`` needs them) and its objects' areas.
+    (when ``data.normalize`` needs them), its objects' areas and its pixel count.
+
+    Args:
+        config: a loaded config with an instance ``data.format``.
+        cache: where to keep the decoded samples of ``cache_splits`` (as far as they fit);
+            ``None`` to keep nothing.
+        cache_splits: the splits whose samples are cached.
 
     Raises:
         ConfigError: the ``[data]`` section itself is invalid.
     """
-    return _check(config, max_images=None, band_stats=True)
+    return _check(
+        config, max_images=None, band_stats=True, cache=cache, cache_splits=set(cache_splits)
+    )
 
 
 def _check(
-    config: Config, *, max_images: int | None, band_stats: bool
+    config: Config,
+    *,
+    max_images: int | None,
+    band_stats: bool,
+    cache: SampleCache | None = None,
+    cache_splits: Collection[str] = (),
 ) -> tuple[InstanceCheckReport, InstancePlan]:
     data = config.data
     report = InstanceCheckReport(config=config.source, root=data.root, format=data.format)
@@ -169,6 +192,8 @@ def _check(
     if source is None:
         return report, InstancePlan([], members)
     train_ids = set(members.get("train", ()))
+    cached_ids = {i for name in cache_splits for i in members.get(name, ())}
+    train_pixels = 0
     collector = PlanCollector(data.normalize, band_stats=band_stats)
     train_areas: dict[str, np.ndarray] = {}
     picked = _pick(source.samples, max_images)
@@ -193,6 +218,8 @@ def _check(
         kind = f"{bands} x {loaded.image.dtype}"
         kinds[kind] = kinds.get(kind, 0) + 1
         collector.add_image(loaded.image, None, train=files.id in train_ids)
+        if cache is not None and files.id in cached_ids:
+            cache.put(instance_key(files), pack_instances(loaded))
         where = files.objects[0].parent if files.objects else files.image
         if loaded.resolved:
             report.warnings.append(
@@ -216,11 +243,18 @@ def _check(
         areas.append(object_areas)
         if files.id in train_ids:
             train_areas[files.id] = object_areas[object_areas > 0].astype(np.int64)
+            train_pixels += height * width
         labels.append(loaded.labels)
         touching.append(touching_objects(loaded.label_image))
     report.image_sizes, report.image_kinds = sizes, kinds
     _summarise(report, per_image, areas, labels, touching)
-    plan = InstancePlan(source.samples, members, object_areas=train_areas, source=source)
+    plan = InstancePlan(
+        source.samples,
+        members,
+        object_areas=train_areas,
+        source=source,
+        train_pixels=train_pixels,
+    )
     complete = report.ok and report.checked == len(source.samples)
     return report, collector.fill(plan, complete=complete)
 

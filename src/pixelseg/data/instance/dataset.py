@@ -10,7 +10,8 @@ map, ``ignore_index`` on ignored and padded pixels), for semantic models.
 
 from __future__ import annotations
 
-from collections.abc import Callable, Sequence
+from collections.abc import Callable, Mapping, Sequence
+from typing import Any
 
 import numpy as np
 import torch
@@ -18,29 +19,25 @@ import torch.nn.functional as F
 from torch.utils.data import Dataset
 
 from pixelseg.config import DataConfig
+from pixelseg.data.cache import SampleCache
+from pixelseg.data.instance.compact import (
+    CompactInstances,
+    instance_key,
+    pack_instances,
+    sample_from_compact,
+)
+from pixelseg.data.instance.crop import Plane
 from pixelseg.data.instance.formats import InstanceFiles, InstanceSource, LoadedInstances
-from pixelseg.data.normalize import Normalizer, image_to_float
+from pixelseg.data.instance.transforms import CompactTransform
+from pixelseg.data.normalize import Normalizer
 from pixelseg.data.plan import first_image_bands
 from pixelseg.errors import DataError
-from pixelseg.postprocess.masks import label_image_to_boxes
 from pixelseg.structures import Batch, InstanceSample, SemanticSample
 
 InstanceTransformFn = Callable[[InstanceSample], InstanceSample]
+#: Full-size planes to crop with a training sample: ``(cache key, packed sample) -> planes``.
+PlanesFn = Callable[[tuple[str, str], CompactInstances], Mapping[str, Plane]]
 DEFAULT_IGNORE_INDEX = 255
-
-
-def sample_from_loaded(loaded: LoadedInstances, sample_id: str) -> InstanceSample:
-    """An un-normalised :class:`InstanceSample` (image as :func:`image_to_float` gives it)."""
-    _, boxes = label_image_to_boxes(loaded.label_image)
-    return InstanceSample(
-        image=image_to_float(loaded.image),
-        masks=torch.from_numpy(loaded.masks()),
-        boxes=torch.from_numpy(boxes).reshape(-1, 4),
-        labels=torch.from_numpy(loaded.labels.astype(np.int64)),
-        ids=torch.from_numpy(loaded.ids.astype(np.int64)),
-        id=sample_id,
-        ignore=None if loaded.ignore is None else torch.from_numpy(loaded.ignore),
-    )
 
 
 class InstanceDataset(Dataset[InstanceSample]):
@@ -49,17 +46,23 @@ class InstanceDataset(Dataset[InstanceSample]):
     Args:
         data: the ``[data]`` section (``root`` resolved), an instance ``format``.
         ids: the sample ids to keep (a split), or ``None`` for all.
-        transform: ``InstanceSample -> InstanceSample`` (e.g.
-            :func:`~pixelseg.data.instance.transforms.build_instance_transforms`), applied before
-            normalisation (8-bit images are in ``[0, 1]`` then).
+        transform: from :func:`~pixelseg.data.instance.transforms.build_instance_transforms`
+            (given the packed sample), or any ``InstanceSample -> InstanceSample``; applied
+            before normalisation (8-bit images are in ``[0, 1]`` then).
         normalizer: applied last.
         source: the source that already listed the samples; listed again when ``None``.
         in_channels: the band count when already known (else read from the first image).
         object_areas: per sample id, the ``(N,)`` pixel areas of its objects when already
             measured (by the data check), or ``None``.
+        cache: decoded samples shared by the datasets of one build (see
+            :mod:`pixelseg.data.cache`), or ``None`` to decode on every access.
+        crop_sampling: how the training crops are placed (see
+            :func:`~pixelseg.data.foreground.instance_crop_sampling`), for the log.
 
     Attributes:
         object_areas: as given.
+        cache: as given.
+        crop_sampling: as given.
 
     Raises:
         DataError: a requested id that does not exist, or the source cannot be listed.
@@ -71,11 +74,13 @@ class InstanceDataset(Dataset[InstanceSample]):
         data: DataConfig,
         *,
         ids: Sequence[str] | None = None,
-        transform: InstanceTransformFn | None = None,
+        transform: InstanceTransformFn | CompactTransform | None = None,
         normalizer: Normalizer | None = None,
         source: InstanceSource | None = None,
         in_channels: int | None = None,
         object_areas: dict[str, np.ndarray] | None = None,
+        cache: SampleCache | None = None,
+        crop_sampling: dict[str, Any] | None = None,
     ) -> None:
         self.data = data
         self.source = InstanceSource(data) if source is None else source
@@ -90,6 +95,8 @@ class InstanceDataset(Dataset[InstanceSample]):
         self.transform = transform
         self.normalizer = normalizer
         self.object_areas = object_areas
+        self.cache = cache
+        self.crop_sampling = crop_sampling
         self._in_channels = in_channels
 
     def __len__(self) -> int:
@@ -112,21 +119,60 @@ class InstanceDataset(Dataset[InstanceSample]):
             self._in_channels = first_image_bands(self.samples, self.data)
         return self._in_channels
 
+    def compact(self, index: int) -> CompactInstances:
+        """Sample ``index`` packed (:mod:`pixelseg.data.instance.compact`): from the cache, or
+        decoded (and cached when it fits)."""
+        key = instance_key(self.samples[index])
+        cached = None if self.cache is None else self.cache.get(key)
+        if cached is not None:
+            return cached  # type: ignore[no-any-return]
+        packed = pack_instances(self.source.load(self.samples[index]))
+        if self.cache is not None:
+            self.cache.put(key, packed)
+        return packed
+
     def load(self, index: int) -> LoadedInstances:
         """The raw sample ``index`` (see :meth:`InstanceSource.load`)."""
-        return self.source.load(self.samples[index])
+        if self.cache is None:
+            return self.source.load(self.samples[index])
+        return self.compact(index).to_loaded()
 
-    def __getitem__(self, index: int) -> InstanceSample:
+    def sample(
+        self, index: int, *, planes: PlanesFn | None = None, masks: bool = True
+    ) -> tuple[InstanceSample, dict[str, torch.Tensor]]:
+        """Sample ``index`` transformed and normalised, with the planes cropped alike.
+
+        Args:
+            index: the sample.
+            planes: full-size planes to crop with it (training crops only; see
+                :class:`~pixelseg.data.instance.crop.InstanceCropTransform`).
+            masks: build the per-object masks (training crops may skip them when only the
+                ``"instances"`` label image is used).
+
+        Returns:
+            The sample, and the cropped planes with the crop's ``"instances"`` label image
+            (empty for a transform that does not crop).
+        """
         files = self.samples[index]
-        loaded = self.load(index)
-        sample = sample_from_loaded(loaded, files.id)
-        sample.meta = {"image_path": str(files.image), "orig_size": loaded.label_image.shape}
-        if self.transform is not None:
-            sample = self.transform(sample)
+        packed = self.compact(index)
+        meta = {"image_path": str(files.image), "orig_size": packed.label_image.shape}
+        extras: dict[str, torch.Tensor] = {}
+        if isinstance(self.transform, CompactTransform):
+            full = planes(instance_key(files), packed) if planes is not None else None
+            sample, extras = self.transform.from_compact(packed, files.id, planes=full, masks=masks)
+            sample.meta = {**sample.meta, **meta}
+        else:
+            sample = sample_from_compact(packed, files.id)
+            sample.meta = meta
+            if self.transform is not None:
+                sample = self.transform(sample)
         if self.normalizer is not None:
             sample.image = self.normalizer(sample.image)
         sample.image = sample.image.contiguous()
-        return sample
+        return sample, extras
+
+    def __getitem__(self, index: int) -> InstanceSample:
+        return self.sample(index)[0]
 
 
 def class_map(sample: InstanceSample, *, ignore_index: int = DEFAULT_IGNORE_INDEX) -> torch.Tensor:

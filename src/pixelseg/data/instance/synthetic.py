@@ -149,6 +149,8 @@ def _write_config(root: Path, variant: str, layout: str, n_images: int, size: in
         "",
         "[train]",
         "epochs = 5",
+        "# A tiny set: an epoch is one pass over it (auto would draw 250 batches).",
+        f"samples_per_epoch = {n_images - n_val}",
         "batch_size = 2",
         f"crop_size = {size - size % 32 or 32}",
         "lr = 0.001",

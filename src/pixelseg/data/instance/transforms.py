@@ -1,73 +1,52 @@
-"""Joint transforms of an image and its objects, on ``torchvision.transforms.v2``.
+"""Joint transforms of an image and its objects: crop-first training crops, evaluation padding.
 
-The image goes through v2 as :class:`tv_tensors.Image`, the per-object masks ``(N, H, W)`` and
-the valid region (the complement of the ignore mask) as :class:`tv_tensors.Mask`, the boxes as
-:class:`tv_tensors.BoundingBoxes` (XYXY, pixel edges), so every geometric step moves all of them
-together. Padding fills masks with 0 and marks the padded pixels as ignored. Afterwards the boxes
-are recomputed from the masks (a crop clamps a box, but the visible part of the object may be
-smaller) and :class:`v2.SanitizeBoundingBoxes` drops the objects a crop removed, with their masks,
-labels and ids.
+Training: :class:`~pixelseg.data.instance.crop.InstanceCropTransform` (the window chosen on the
+full-size label image, objects built from the crop alone). Evaluation: :class:`InstanceTransform`
+on ``torchvision.transforms.v2`` — the image as :class:`tv_tensors.Image`, the per-object masks
+``(N, H, W)`` and the valid region (the complement of the ignore mask) as
+:class:`tv_tensors.Mask`, the boxes as :class:`tv_tensors.BoundingBoxes` (XYXY, pixel edges), so
+every step moves all of them together; padding fills masks with 0 and marks the padded pixels
+as ignored. Afterwards the boxes are recomputed from the masks and
+:class:`v2.SanitizeBoundingBoxes` drops objects left empty, with their masks, labels and ids.
 """
 
 from __future__ import annotations
 
-from typing import Any
+from collections.abc import Mapping
+from typing import Any, Protocol, runtime_checkable
 
 import torch
 from torchvision import tv_tensors
 from torchvision.transforms import v2
 
-from pixelseg.data.transforms import PadToMultiple, augmentation_steps
+from pixelseg.data.instance.compact import CompactInstances, sample_from_compact
+from pixelseg.data.instance.crop import InstanceCropTransform, Plane, boxes_from_masks
+from pixelseg.data.transforms import PadToMultiple
 from pixelseg.structures import InstanceSample
 
-
-def boxes_from_masks(masks: torch.Tensor) -> torch.Tensor:
-    """Tight XYXY boxes (``x2``/``y2`` exclusive) of ``(N, H, W)`` masks; zeros for empty ones.
-
-    Returns:
-        ``(N, 4)`` float32.
-    """
-    if masks.shape[0] == 0:
-        return torch.zeros((0, 4), dtype=torch.float32)
-    rows = masks.any(dim=2)
-    cols = masks.any(dim=1)
-    height, width = masks.shape[-2:]
-    y1 = rows.int().argmax(dim=1)
-    y2 = height - rows.flip(1).int().argmax(dim=1)
-    x1 = cols.int().argmax(dim=1)
-    x2 = width - cols.flip(1).int().argmax(dim=1)
-    boxes = torch.stack([x1, y1, x2, y2], dim=1).float()
-    boxes[~rows.any(dim=1)] = 0.0
-    return boxes
+__all__ = [
+    "CompactTransform",
+    "InstanceCropTransform",
+    "InstanceTransform",
+    "boxes_from_masks",
+    "build_instance_transforms",
+]
 
 
-class RandomRot90Boxes(v2.Transform):
-    """Rotate by a random multiple of 90° (counter-clockwise), boxes included.
+@runtime_checkable
+class CompactTransform(Protocol):
+    """A transform that takes a packed sample (what the instance dataset calls)."""
 
-    Microscopy and aerial images have no "up". ``torch.rot90`` moves pixel ``(y, x)`` of an
-    ``H x W`` image to ``(W - 1 - x, y)``, so a box's edges move to ``(y1, W - x2, y2, W - x1)``.
-    """
-
-    def make_params(self, flat_inputs: list[Any]) -> dict[str, Any]:
-        """Draw the number of quarter turns once for every input."""
-        return {"k": int(torch.randint(0, 4, ()))}
-
-    def transform(self, inpt: Any, params: dict[str, Any]) -> Any:
-        """Rotate one input."""
-        k = params["k"]
-        if k == 0:
-            return inpt
-        if isinstance(inpt, tv_tensors.BoundingBoxes):
-            boxes = inpt.as_subclass(torch.Tensor)
-            height, width = inpt.canvas_size
-            for _ in range(k):
-                x1, y1, x2, y2 = boxes.unbind(-1)
-                boxes = torch.stack([y1, width - x2, y2, width - x1], dim=-1)
-                height, width = width, height
-            return tv_tensors.BoundingBoxes(boxes, format=inpt.format, canvas_size=(height, width))
-        if isinstance(inpt, tv_tensors.Image | tv_tensors.Mask):
-            return tv_tensors.wrap(torch.rot90(inpt, k, dims=(-2, -1)), like=inpt)
-        return inpt
+    def from_compact(
+        self,
+        packed: CompactInstances,
+        sample_id: str,
+        *,
+        planes: Mapping[str, Plane] | None = None,
+        masks: bool = True,
+    ) -> tuple[InstanceSample, dict[str, torch.Tensor]]:
+        """The transformed sample, and the cropped planes (empty when none are cropped)."""
+        ...
 
 
 def _labels_and_ids(inputs: dict[str, Any]) -> tuple[torch.Tensor, torch.Tensor]:
@@ -126,6 +105,18 @@ class InstanceTransform:
             meta=dict(sample.meta),
         )
 
+    def from_compact(
+        self,
+        packed: CompactInstances,
+        sample_id: str,
+        *,
+        planes: Mapping[str, Plane] | None = None,
+        masks: bool = True,
+    ) -> tuple[InstanceSample, dict[str, torch.Tensor]]:
+        """The whole image with every object's mask, through the pipeline (no planes; the
+        masks are always built)."""
+        return self(sample_from_compact(packed, sample_id)), {}
+
     def __repr__(self) -> str:
         return f"InstanceTransform({self.pipeline})"
 
@@ -141,12 +132,15 @@ def build_instance_transforms(
     color_jitter: float = 0.0,
     stride: int = 32,
     min_size: float = 1.0,
-) -> InstanceTransform:
+    foreground_share: float = 0.0,
+) -> InstanceCropTransform | InstanceTransform:
     """The training or evaluation pipeline of instance samples.
 
-    Training: optional random scale, a random crop of ``crop_size`` (padded when the image is
-    smaller), flips, 90° rotations and colour jitter, then padding to a multiple of ``stride``.
-    Evaluation: only the padding. Objects a crop removes are dropped in both.
+    Training: a crop of ``crop_size`` chosen on the full image (``foreground_share`` of them
+    centred on an object pixel; optional random scale; padded when the image is smaller), colour
+    jitter, flips, 90° rotations, then padding to a multiple of ``stride``; the objects are
+    those of the cropped label image. Evaluation: only the padding. Objects whose box is smaller
+    than ``min_size`` are dropped in both.
 
     Args:
         train: training (random) or evaluation (deterministic) pipeline.
@@ -158,18 +152,19 @@ def build_instance_transforms(
         color_jitter: brightness/contrast/saturation strength for 3-band ``[0, 1]`` images.
         stride: pad height and width to a multiple of this.
         min_size: smallest box side (pixels) an object keeps after the transforms.
+        foreground_share: share of training crops centred on an object pixel.
     """
-    steps: list[v2.Transform] = []
     if train:
-        steps = augmentation_steps(
+        return InstanceCropTransform(
             crop_size=crop_size,
-            mask_fill=0,
             scale_range=scale_range,
             hflip=hflip,
             vflip=vflip,
-            rot90=RandomRot90Boxes() if rot90 else None,
+            rot90=rot90,
             color_jitter=color_jitter,
+            stride=stride,
+            min_size=min_size,
+            foreground_share=foreground_share,
         )
     # Masks and the valid region are padded with 0: no object there, and ignored.
-    steps.append(PadToMultiple(stride, ignore_index=0))
-    return InstanceTransform(steps, min_size=min_size)
+    return InstanceTransform([PadToMultiple(stride, ignore_index=0)], min_size=min_size)

@@ -15,12 +15,19 @@ from pixelseg.tasks.instance.anchors import resolve_anchor_sizes
 def build_instance_job_datasets(
     config: Config, splits: Sequence[str], info: RunInfo | None
 ) -> Mapping[str, Any]:
-    """The instance datasets of ``config`` (a trained run's normalisation when ``info``)."""
+    """The instance datasets of ``config`` (a trained run's normalisation and crop sampling
+    when ``info``)."""
     from pixelseg.data.instance.build import build_instance_datasets
     from pixelseg.data.normalize import Normalizer
 
     normalizer = Normalizer.from_dict(info.normalizer) if info else None
-    return build_instance_datasets(config, splits, normalizer=normalizer, verify=info is None)
+    return build_instance_datasets(
+        config,
+        splits,
+        normalizer=normalizer,
+        verify=info is None,
+        crop_sampling=info.extra.get("crop_sampling") if info else None,
+    )
 
 
 def _check_model_name(name: str) -> None:
@@ -79,6 +86,9 @@ def build_instance_job(config: Config, splits: Sequence[str], info: RunInfo | No
             },
             extra={"anchors": anchors},
         )
+        sampling = getattr(datasets.get("train"), "crop_sampling", None)
+        if sampling:
+            info.extra["crop_sampling"] = sampling
     else:
         model = build_model_from_info(info)
     task = instance_task_from_run(config, info)

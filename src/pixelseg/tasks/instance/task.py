@@ -56,6 +56,7 @@ class InstanceTask:
     name = "instance"
     primary_metric = "mask_ap"
     prediction_type: type[Prediction] = InstancePrediction
+    tunes_after_training: bool = True
 
     def __init__(
         self,
@@ -102,8 +103,13 @@ class InstanceTask:
             metrics.update(prediction, masks, labels, image_id)
 
     @torch.no_grad()
-    def after_training(self, model: nn.Module, job: Job, writer: RunWriter) -> None:
+    def after_training(
+        self, model: nn.Module, job: Job, writer: RunWriter, *, seconds: float | None = None
+    ) -> None:
         """Tune the score and mask thresholds on val for counting, and store them in the run.
+
+        Within ``seconds`` (when given) the tuning stops taking images once the time is spent
+        (at least one image; ``postprocess.json`` says how many).
 
         Writes ``postprocess.json`` (the choice, the criterion and the whole grid) and the
         choice into ``run.json`` (``extra["postprocess"]``).
@@ -114,8 +120,14 @@ class InstanceTask:
         model.eval()
         loader = DataLoader(job.datasets["val"], batch_size=1, collate_fn=job.collate)
 
+        start, used = time.perf_counter(), 0
+
         def batches() -> Iterator[tuple[list[Detections], list[np.ndarray]]]:
+            nonlocal used
             for batch in loader:
+                if seconds is not None and used and time.perf_counter() - start > seconds:
+                    return
+                used += 1
                 batch = batch.to(device)
                 outputs = model(detection_inputs(batch)[0])
                 truths = [masks for masks, _ in _truths(batch)]
@@ -126,6 +138,7 @@ class InstanceTask:
         self.score_threshold = float(tuned["score_threshold"])
         self.mask_threshold = float(tuned["mask_threshold"])
         self.tuned_on = "val"
+        tuned["images"], tuned["of_images"] = used, len(loader)
         job.info.extra["postprocess"] = {k: v for k, v in tuned.items() if k != "grid"}
         writer.json("postprocess.json", tuned)
         writer.json("run.json", job.info.to_dict())

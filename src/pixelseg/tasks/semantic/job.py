@@ -49,14 +49,22 @@ def build_loss_fn(config: Config, info: RunInfo) -> torch.nn.Module:
 
 
 def build_semantic_job(config: Config, splits: Sequence[str], info: RunInfo | None) -> Job:
-    """The semantic job of ``config``; a trained run's ``info`` reuses its decisions."""
+    """The semantic job of ``config``; a trained run's ``info`` reuses its decisions.
+
+    A new run records how its training crops are placed (``info.extra["crop_sampling"]``, see
+    :mod:`pixelseg.data.foreground`), so that a resumed run crops exactly as it started.
+    """
     from pixelseg.data.build import build_datasets, class_pixel_counts, collate_semantic
     from pixelseg.data.normalize import Normalizer
     from pixelseg.models.registry import create_model
     from pixelseg.tasks.semantic.factory import semantic_task_from_run
 
     normalizer = Normalizer.from_dict(info.normalizer) if info else None
-    datasets = build_datasets(config, splits, normalizer=normalizer, verify=info is None)
+    # A resumed run crops as it started: its recorded crop sampling, not a new decision.
+    recorded = info.extra.get("crop_sampling") if info else None
+    datasets = build_datasets(
+        config, splits, normalizer=normalizer, verify=info is None, crop_sampling=recorded
+    )
     first = next(iter(datasets.values()))
     classmap = first.classmap
     class_names = list(classmap.classes)
@@ -83,6 +91,7 @@ def build_semantic_job(config: Config, splits: Sequence[str], info: RunInfo | No
             model=dict(model.config),  # type: ignore[arg-type]
             in_channels=first.in_channels,
             loss=resolve_loss(config, counts, class_names),
+            extra={"crop_sampling": train.crop_sampling} if train.crop_sampling else {},
         )
     else:
         model = build_model_from_info(info)

@@ -64,6 +64,7 @@ class SemanticTask:
     name = "semantic"
     primary_metric = "miou"
     prediction_type: type[Prediction] = SemanticPrediction
+    tunes_after_training: bool = False
 
     def __init__(
         self, loss_fn: nn.Module, *, num_classes: int, ignore_index: int, class_names: list[str]
@@ -89,7 +90,9 @@ class SemanticTask:
         """Feed logits and masks to the accumulator."""
         metrics.update(outputs["logits"].detach(), batch.masks)
 
-    def after_training(self, model: nn.Module, job: Job, writer: RunWriter) -> None:
+    def after_training(
+        self, model: nn.Module, job: Job, writer: RunWriter, *, seconds: float | None = None
+    ) -> None:
         """Nothing to tune: the argmax of the logits is the prediction."""
 
     @torch.no_grad()

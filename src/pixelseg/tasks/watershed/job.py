@@ -50,14 +50,19 @@ def run_settings(config: Config, info: RunInfo | None) -> WatershedConfig:
 def build_watershed_datasets(
     config: Config, splits: Sequence[str], info: RunInfo | None
 ) -> Mapping[str, WatershedTargetDataset]:
-    """Instance datasets of ``config`` wrapped to derive the watershed targets per sample."""
+    """Instance datasets of ``config`` wrapped to derive the watershed targets per sample
+    (a trained run's normalisation and crop sampling when ``info``)."""
     from pixelseg.data.instance.build import build_instance_datasets
     from pixelseg.data.normalize import Normalizer
 
     settings = run_settings(config, info)
     normalizer = Normalizer.from_dict(info.normalizer) if info else None
     instance_sets = build_instance_datasets(
-        config, splits, normalizer=normalizer, verify=info is None
+        config,
+        splits,
+        normalizer=normalizer,
+        verify=info is None,
+        crop_sampling=info.extra.get("crop_sampling") if info else None,
     )
     return {name: WatershedTargetDataset(ds, settings) for name, ds in instance_sets.items()}
 
@@ -98,6 +103,9 @@ def build_watershed_job(config: Config, splits: Sequence[str], info: RunInfo | N
                 "postprocess": default_postprocess(settings),
             },
         )
+        sampling = datasets["train"].crop_sampling if "train" in datasets else None
+        if sampling:
+            info.extra["crop_sampling"] = sampling
     else:
         model = build_model_from_info(info)
     task = watershed_task_from_run(config, info)

@@ -1,14 +1,21 @@
-"""Training targets of the watershed task, derived from instance labels in the data pipeline.
+"""Training targets of the watershed task, derived from instance labels.
 
-Nothing here is stored: the three-class map, the U-Net border weight map and the optional
-distance map are recomputed from the instance label image of each (augmented) sample.
+:func:`watershed_targets` gives the three-class map, the U-Net border weight map and the
+optional distance map of one label image. The border weight is the sum of a class-balancing
+term, which depends on the class frequencies of whatever image the loss sees
+(:func:`class_balance_weights`), and a gap term, which depends only on the objects around a
+pixel (:func:`gap_weights`). :func:`full_image_targets` computes, once per training image, the
+parts that depend only on the label image (class map, gap term, distance) for
+:mod:`pixelseg.tasks.watershed.data` to cache and crop.
 """
 
 from __future__ import annotations
 
 import math
+from dataclasses import dataclass
 
 import numpy as np
+import torch
 from scipy import ndimage
 from skimage.segmentation import find_boundaries
 
@@ -47,6 +54,20 @@ def _class_balance(class_map: np.ndarray, num_classes: int = 3) -> np.ndarray:
     present = counts > 0
     weights = np.zeros(num_classes, dtype=np.float64)
     weights[present] = class_map.size / (present.sum() * counts[present])
+    return weights[class_map]
+
+
+def class_balance_weights(class_map: torch.Tensor, num_classes: int = 3) -> torch.Tensor:
+    """``(H, W)`` float64 weight ``N / (K * n_c)`` of each pixel's class (K = classes present).
+
+    Args:
+        class_map: ``(H, W)`` int64 classes ``0..num_classes - 1``.
+        num_classes: classes of the map.
+    """
+    counts = torch.bincount(class_map.flatten(), minlength=num_classes).double()
+    present = counts > 0
+    weights = torch.zeros(num_classes, dtype=torch.float64)
+    weights[present] = class_map.numel() / (present.sum() * counts[present])
     return weights[class_map]
 
 
@@ -90,13 +111,38 @@ def border_weight_map(
     Returns:
         ``(H, W)`` float32 weights.
     """
-    weights = _class_balance(class_map)
-    if instance_labels.max() > 0 and w0 > 0:
+    return (_class_balance(class_map) + _gap(instance_labels, w0, sigma)).astype(np.float32)
+
+
+def _gap(instance_labels: np.ndarray, w0: float, sigma: float) -> np.ndarray:
+    """The gap term in float64, 0 on object pixels and beyond the cutoff."""
+    gap = np.zeros(instance_labels.shape, dtype=np.float64)
+    if instance_labels.max(initial=0) > 0 and w0 > 0:
         d1, d2 = _two_nearest_distances(instance_labels, _GAP_CUTOFF_SIGMAS * sigma)
-        gap = w0 * np.exp(-((d1 + d2) ** 2) / (2.0 * sigma**2))
         background = instance_labels == 0
-        weights[background] += gap[background]
-    return weights.astype(np.float32)
+        gap[background] = w0 * np.exp(-((d1[background] + d2[background]) ** 2) / (2 * sigma**2))
+    return gap
+
+
+def gap_weights(instance_labels: np.ndarray, *, w0: float = 10.0, sigma: float = 5.0) -> np.ndarray:
+    """The gap term of the U-Net border weight: ``w0 * exp(-(d1 + d2)^2 / (2 sigma^2))``.
+
+    ``d1``, ``d2`` are the distances to the nearest and second-nearest object, taken as
+    infinite beyond ``6 sigma`` (the term is then below ``w0 * exp(-18)``). It depends only on
+    the objects within ``6 sigma`` of a pixel, so on a crop it equals the full image's at
+    pixels more than ``6 sigma`` inside the crop.
+
+    Args:
+        instance_labels: ``(H, W)`` integer label image, 0 = background.
+        w0: weight of the gap term.
+        sigma: its width in pixels.
+
+    Returns:
+        ``(H, W)`` float32, 0 on object pixels.
+    """
+    return _gap(np.asarray(instance_labels).astype(np.int64, copy=False), w0, sigma).astype(
+        np.float32
+    )
 
 
 def normalized_distance(instance_labels: np.ndarray) -> np.ndarray:
@@ -157,3 +203,40 @@ def watershed_targets(
     if with_distance:
         targets["distance"] = normalized_distance(labels)
     return targets
+
+
+@dataclass
+class FullImageTargets:
+    """What the watershed targets of one training image need from its label image alone.
+
+    Attributes:
+        class_map: ``(H, W)`` uint8 background / interior / boundary.
+        gap: ``(H, W)`` float32 gap term of the border weights (:func:`gap_weights`).
+        distance: ``(H, W)`` float32 normalised distance, or ``None``.
+    """
+
+    class_map: np.ndarray
+    gap: np.ndarray
+    distance: np.ndarray | None
+
+    @property
+    def nbytes(self) -> int:
+        """Bytes held by the arrays."""
+        extra = 0 if self.distance is None else self.distance.nbytes
+        return int(self.class_map.nbytes + self.gap.nbytes + extra)
+
+
+def full_image_targets(
+    instance_labels: np.ndarray,
+    *,
+    boundary_width: int = 2,
+    w0: float = 10.0,
+    sigma: float = 5.0,
+    with_distance: bool = False,
+) -> FullImageTargets:
+    """The label-image-only parts of the targets of a whole image (see the module docstring)."""
+    labels = np.asarray(instance_labels).astype(np.int64, copy=False)
+    class_map = np.where(labels > 0, INTERIOR, BACKGROUND).astype(np.uint8)
+    class_map[boundary_mask(labels, boundary_width=boundary_width)] = BOUNDARY
+    distance = normalized_distance(labels) if with_distance else None
+    return FullImageTargets(class_map, gap_weights(labels, w0=w0, sigma=sigma), distance)

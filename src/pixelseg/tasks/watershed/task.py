@@ -11,8 +11,10 @@ are tuned on the val split and stored in the run directory (``postprocess.json``
 
 from __future__ import annotations
 
+import time
 from typing import Any, cast
 
+import numpy as np
 import torch
 import torch.nn.functional as F
 from rich.console import Console
@@ -63,6 +65,11 @@ class WatershedTask:
     name = "watershed"
     primary_metric = "matching_ap50"
     prediction_type: type[Prediction] = InstancePrediction
+
+    @property
+    def tunes_after_training(self) -> bool:
+        """True when ``[watershed] tune`` asks for threshold tuning on val."""
+        return self.settings.tune
 
     def __init__(
         self,
@@ -124,18 +131,32 @@ class WatershedTask:
         """Feed one validation batch to the accumulator."""
         metrics.update(outputs["outputs"].detach(), batch)
 
-    def after_training(self, model: nn.Module, job: Job, writer: RunWriter) -> None:
+    def after_training(
+        self, model: nn.Module, job: Job, writer: RunWriter, *, seconds: float | None = None
+    ) -> None:
         """Tune the post-processing thresholds on val with the best weights; store them.
 
-        Writes ``postprocess.json`` (the chosen settings and the whole tuning table) and the
-        chosen settings into ``run.json`` (``extra["postprocess"]``), which evaluation and
-        prediction read.
+        Within ``seconds`` (when given) the tuning uses the first val images whose maps and
+        grid search fit: maps are predicted for at most 40 % of the time, the grid's cost is
+        timed on the first image, and as many images are kept as the rest allows (at least
+        one; ``postprocess.json`` says how many). Writes ``postprocess.json`` (the chosen
+        settings and the whole tuning table) and the chosen settings into ``run.json``
+        (``extra["postprocess"]``), which evaluation and prediction read.
         """
         model.eval()
-        prob_maps, truths, distances = [], [], []
-        dataset = job.datasets["val"]
+        start = time.perf_counter()
+        prob_maps: list[np.ndarray] = []
+        truths: list[np.ndarray] = []
+        distances: list[np.ndarray] = []
+        dataset = job.datasets["val"] if self.settings.tune else []
         with progress_bar("tune post-processing", total=len(dataset)) as advance:
             for index in range(len(dataset)):
+                if (
+                    seconds is not None
+                    and prob_maps
+                    and time.perf_counter() - start > 0.4 * seconds
+                ):
+                    break
                 sample = dataset[index]
                 height, width = sample.meta.get("orig_size", sample.image.shape[-2:])
                 probs, distance = predict_maps(
@@ -151,9 +172,17 @@ class WatershedTask:
                 if distance is not None:
                     distances.append(distance)
                 advance()
+        used = len(prob_maps)
         if self.settings.tune:
+            if seconds is not None and used > 1:
+                grid_start = time.perf_counter()
+                tune_postprocess(prob_maps[:1], truths[:1], self.settings,
+                                 distances=distances[:1] or None)  # fmt: skip
+                per_image = max(time.perf_counter() - grid_start, 1e-6)
+                left = seconds - (time.perf_counter() - start)
+                used = max(1, min(used, int(left / per_image)))
             chosen, table = tune_postprocess(
-                prob_maps, truths, self.settings, distances=distances or None
+                prob_maps[:used], truths[:used], self.settings, distances=distances[:used] or None
             )
         else:
             chosen, table = default_postprocess(self.settings), []
@@ -167,6 +196,8 @@ class WatershedTask:
                 "chosen": chosen,
                 "tuned_on": job.info.extra["postprocess_tuned_on"],
                 "score": "matching_ap50_pooled",
+                "images": used,
+                "of_images": len(job.datasets["val"]),
                 "table": table,
             },
         )

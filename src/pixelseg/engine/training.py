@@ -1,0 +1,251 @@
+"""Everything a training run holds, built once: job, model, optimizer, loaders, clock, policies.
+
+:func:`prepare_training` turns a config (or a run directory to resume) into a
+:class:`Training`; :mod:`pixelseg.engine.fit` then drives it. Start-up — building the job,
+which checks the data and fills the caches — is charged to the time ledger's ``startup``.
+"""
+
+from __future__ import annotations
+
+import dataclasses
+import random
+from collections.abc import Callable
+from contextlib import AbstractContextManager
+from dataclasses import dataclass
+from pathlib import Path
+from typing import Any
+
+import numpy as np
+import torch
+from torch.utils.data import DataLoader
+
+from pixelseg.config import Config
+from pixelseg.data.workers import loader_options, resolve_num_workers
+from pixelseg.engine import run_dir as rd
+from pixelseg.engine.checkpoint import load_checkpoint
+from pixelseg.engine.checkpoint_policy import CheckpointPolicy
+from pixelseg.engine.clock import Budget, Clock
+from pixelseg.engine.console import RunLog
+from pixelseg.engine.data_order import EpochSampler, SeededDataset, resolve_samples_per_epoch
+from pixelseg.engine.loop import LoopState
+from pixelseg.engine.precision import autocast_factory, resolve_device, resolve_precision
+from pixelseg.engine.task import Job, TaskFactory
+from pixelseg.engine.timing import TimeLedger
+from pixelseg.engine.validation import EarlyStopping, TimedValidation, ValidationSchedule
+from pixelseg.engine.writer import RunWriter
+from pixelseg.errors import CheckpointError, ConfigError
+
+
+def seed_everything(seed: int, *, deterministic: bool = False) -> None:
+    """Seed Python, NumPy and torch; optionally ask torch for deterministic kernels."""
+    random.seed(seed)
+    np.random.seed(seed % 2**32)
+    torch.manual_seed(seed)
+    if deterministic:
+        torch.use_deterministic_algorithms(True, warn_only=True)
+
+
+@dataclass
+class Training:
+    """The pieces of one training run (see :func:`prepare_training`)."""
+
+    config: Config
+    run_dir: Path
+    job: Job
+    optimizer: torch.optim.Optimizer
+    scaler: torch.amp.GradScaler | None
+    state: LoopState
+    writer: RunWriter
+    log: RunLog
+    device: torch.device
+    precision: str
+    autocast: Callable[[], AbstractContextManager]
+    clock: Clock
+    ledger: TimeLedger
+    budget: Budget
+    checkpoints: CheckpointPolicy
+    sampler: EpochSampler
+    train_loader: DataLoader
+    val_loader: DataLoader
+    metric: str
+    stopping: EarlyStopping
+    schedule: ValidationSchedule
+    timed: TimedValidation | None
+
+    @property
+    def model(self) -> torch.nn.Module:
+        """The job's model."""
+        return self.job.model
+
+    @property
+    def total_steps(self) -> int:
+        """Planned steps: epochs x steps per epoch (the budget may end the run sooner)."""
+        return self.sampler.steps_per_epoch * self.config.train.epochs
+
+    def post_training_reserve(self) -> float:
+        """Seconds of the budget kept for the task's post-training work (0 without any)."""
+        if not (self.budget.bounded and self.job.task.tunes_after_training):
+            return 0.0
+        return self.config.train.post_training_share * float(self.budget.max_time or 0.0)
+
+
+def _resumed_config(config: Config, run_dir: Path) -> tuple[Config, rd.RunInfo]:
+    """The stored config of a run to resume (budget and precision from ``config``)."""
+    if not (run_dir / rd.LAST).is_file():
+        raise CheckpointError(f"{run_dir}: nothing to resume ({rd.LAST} not found)")
+    stored, info = rd.read_run(run_dir)
+    train = dataclasses.replace(
+        stored.train, max_time=config.train.max_time, precision=config.train.precision
+    )
+    return dataclasses.replace(stored, train=train), info
+
+
+def _loaders(
+    job: Job, config: Config, sampler: EpochSampler, seed: int, device: torch.device
+) -> tuple[DataLoader, DataLoader]:
+    """The training loader (one for the whole run: persistent workers) and the val loader."""
+    workers = resolve_num_workers(config.train.num_workers, cuda=device.type == "cuda")
+    options = loader_options(workers)
+    # Own generators: DataLoader would otherwise draw its base seed from the global RNG, and a
+    # resumed run would then drift from an uninterrupted one.
+    train_loader = DataLoader(
+        SeededDataset(job.datasets["train"], seed=seed),
+        batch_sampler=sampler,
+        collate_fn=job.collate,
+        generator=torch.Generator(),
+        **options,
+    )
+    val_loader = DataLoader(
+        job.datasets["val"],
+        batch_size=config.train.val_batch_size,
+        collate_fn=job.collate,
+        generator=torch.Generator(),
+        **options,
+    )
+    return train_loader, val_loader
+
+
+def prepare_training(
+    config: Config, run_dir: Path, task: TaskFactory, *, resume: bool, device: str
+) -> Training:
+    """Build the run: job (checks the data), model on its device, optimizer, state, loaders.
+
+    Raises:
+        CheckpointError: ``resume`` without a resumable checkpoint in ``run_dir``.
+        ConfigError: the run's task is not ``task``.
+    """
+    ledger = TimeLedger()
+    with ledger.track("startup"):
+        writer = RunWriter(run_dir)
+        log = RunLog(writer)
+        info = None
+        if resume:
+            config, info = _resumed_config(config, run_dir)
+        if config.task != task.name:
+            raise ConfigError(f"task: the run is a {config.task!r} job, not {task.name!r}")
+        train_cfg = config.train
+        seed_everything(train_cfg.seed, deterministic=train_cfg.deterministic)
+        job = task.build_job(config, ("train", "val"), info)
+        dev = resolve_device(device)
+        precision = resolve_precision(train_cfg.precision, dev)
+        job.model.to(dev)
+        if train_cfg.channels_last:
+            job.model.to(memory_format=torch.channels_last)  # type: ignore[call-overload]
+        optimizer = torch.optim.AdamW(
+            job.model.parameters(), lr=train_cfg.lr, weight_decay=train_cfg.weight_decay
+        )
+        state = LoopState()
+        if resume:
+            restored = load_checkpoint(
+                run_dir / rd.LAST, job.model, optimizer=optimizer, restore_rng_state=True
+            )
+            state = LoopState.from_dict(restored)
+        num_train = len(job.datasets["train"])
+        if not state.samples_per_epoch:
+            state.samples_per_epoch = resolve_samples_per_epoch(
+                train_cfg.samples_per_epoch, num_samples=num_train, batch_size=train_cfg.batch_size
+            )
+        sampler = EpochSampler(
+            num_train, state.samples_per_epoch, train_cfg.batch_size, seed=train_cfg.seed
+        )
+        train_loader, val_loader = _loaders(job, config, sampler, train_cfg.seed, dev)
+    # The ledger of a resumed run continues the recorded one, start-up included, and the run's
+    # clock counts this start-up too: the budget covers everything after the command starts.
+    startup_seconds = ledger.spent["startup"]
+    spent = dict(state.time_spent)
+    for category, seconds in ledger.spent.items():
+        spent[category] = spent.get(category, 0.0) + seconds
+    state.time_spent = spent
+    ledger = TimeLedger(state.time_spent)
+    clock = Clock(state.elapsed + startup_seconds)
+    budget = Budget(clock, train_cfg.max_time)
+    metric = train_cfg.early_stopping_metric
+    if metric == "auto":
+        metric = job.task.primary_metric
+    timed = None
+    if budget.bounded:
+        timed = TimedValidation(float(budget.max_time or 0.0), train_cfg.val_share)
+    return Training(
+        config=config,
+        run_dir=run_dir,
+        job=job,
+        optimizer=optimizer,
+        scaler=torch.amp.GradScaler("cuda") if precision == "fp16" else None,
+        state=state,
+        writer=writer,
+        log=log,
+        device=dev,
+        precision=precision,
+        autocast=autocast_factory(precision, dev),
+        clock=clock,
+        ledger=ledger,
+        budget=budget,
+        checkpoints=CheckpointPolicy(
+            writer, job.model, optimizer, clock=clock, every_s=train_cfg.checkpoint_every_s
+        ),
+        sampler=sampler,
+        train_loader=train_loader,
+        val_loader=val_loader,
+        metric=metric,
+        stopping=EarlyStopping.for_run(metric, train_cfg.patience, budget=train_cfg.max_time),
+        schedule=ValidationSchedule(train_cfg.val_every, train_cfg.val_every_steps),
+        timed=timed,
+    )
+
+
+def describe(training: Training) -> list[str]:
+    """The log lines that say how the run will train (batch, learning rate, sampling...)."""
+    cfg = training.config.train
+    job, sampler = training.job, training.sampler
+    model = training.model
+    lines = [
+        f"device {training.device}, precision {training.precision}, model "
+        f"{training.config.model.name} ({sum(p.numel() for p in model.parameters()) / 1e6:.2f} M "
+        f"parameters), {len(job.datasets['train'])} training images, "
+        f"{len(job.datasets['val'])} validation images",
+        f"global batch {cfg.batch_size} (1 process x {cfg.batch_size}) of {cfg.crop_size} px "
+        f"crops; AdamW lr {cfg.lr:g}, weight decay {cfg.weight_decay:g}; warmup "
+        + (f"{cfg.warmup_steps} steps" if cfg.warmup_steps else f"{100 * cfg.warmup_fraction:g} %")
+        + f" of the run, then {cfg.schedule} decay"
+        + (" over the time budget" if training.budget.bounded else ""),
+        f"epoch = {sampler.samples_per_epoch} crops drawn with replacement "
+        f"({sampler.steps_per_epoch} steps)",
+    ]
+    sampling: Any = getattr(job.datasets["train"], "crop_sampling", None)
+    if sampling:
+        lines.append(f"crop sampling: {sampling.get('reason', sampling)}")
+    if training.timed is not None:
+        lines.append(
+            f"validation: at most {100 * cfg.val_share:g} % of the {training.budget.max_time:g} s "
+            "budget (first at half of it), and after the last step; the budget ends the run"
+            + (
+                f" (early stopping after {training.stopping.patience} validations)"
+                if training.stopping.patience
+                else ""
+            )
+        )
+    elif training.schedule.every_steps:
+        lines.append(f"validation every {training.schedule.every_steps} steps and at the end")
+    else:
+        lines.append(f"validation every {max(1, cfg.val_every)} epoch(s)")
+    return lines
