@@ -63,7 +63,7 @@ def bench_config(method: str, budget: float, seed: int, sets: Sequence[str] = ()
     stem, overrides, _ = METHODS[method]
     extra = [f"train.max_time={float(budget)}", f"train.seed={int(seed)}"]
     # The budget alone ends every run; val still picks the best checkpoint and the thresholds.
-    extra += [f"train.epochs={BENCH_EPOCHS}", f"train.patience={BENCH_EPOCHS}"]
+    extra += [f"train.epochs={BENCH_EPOCHS}"]
     return load_config(CONFIG_DIR / f"{stem}.toml", [*overrides, *sets, *extra])
 
 

@@ -214,7 +214,8 @@ def train_peer(
             epochs_without_improvement = 0
         else:
             epochs_without_improvement += 1
-        if epochs_without_improvement >= train_cfg.patience:
+        # The same rule as pixelseg's: patience is off under a budget unless set.
+        if train_cfg.patience is not None and epochs_without_improvement >= train_cfg.patience:
             break
     train_seconds = time.perf_counter() - start
     # The final weights are evaluated (as for pixelseg's rows): picking the best epoch on the

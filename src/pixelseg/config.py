@@ -150,7 +150,8 @@ class TrainConfig:
     ``warmup_steps`` when set), then decays (``schedule``), both measured in steps of the planned
     run or, under ``max_time``, in the fraction of the budget spent, whichever is further.
 
-    Validation (whole images, ``val_batch_size`` at a time): without a budget after every
+    Validation (whole images, ``val_batch_size`` of one size at a time; 0 = auto: 1 on the
+    CPU, 4 on CUDA): without a budget after every
     ``val_every`` epochs (or every ``val_every_steps`` steps); under ``max_time`` as often as
     ``val_share`` of the wall time allows, and after the last step. The best checkpoint follows
     ``early_stopping_metric`` (``auto``: the task's primary metric, ``miou``, ``mask_ap``...);
@@ -182,7 +183,7 @@ class TrainConfig:
     val_every: int = 1
     val_every_steps: int = 0
     val_share: float = 0.05
-    val_batch_size: int = 4
+    val_batch_size: int = 0
     checkpoint_every_s: float = 300.0
     post_training_share: float = 0.1
     deterministic: bool = False

@@ -55,3 +55,25 @@ def test_two_draws_of_one_image_get_different_augmentation_and_repeat_exactly() 
     assert a != b
     assert data[Draw(1, 0, 0)] == a and data[Draw(2, 0, 0)] == a  # seeded by the slot
     assert data[Draw(1, 1, 0)] != a
+
+
+class Sized(Dataset):
+    """Items whose ``image`` has the given sizes."""
+
+    def __init__(self, sizes: list[tuple[int, int]]) -> None:
+        self.sizes = sizes
+
+    def __len__(self) -> int:
+        return len(self.sizes)
+
+    def __getitem__(self, index: int) -> object:
+        return type("Item", (), {"image": torch.zeros(3, *self.sizes[index])})()
+
+
+def test_validation_batches_hold_one_image_size_in_order() -> None:
+    from pixelseg.engine.data_order import same_size_batches
+
+    data = Sized([(8, 8), (16, 8), (8, 8), (8, 8), (16, 8), (8, 8)])
+    assert same_size_batches(data, 6, 2) == [[0, 2], [1, 4], [3, 5]]
+    assert same_size_batches(data, 4, 1) == [[0], [1], [2], [3]]
+    assert same_size_batches(data, 4, 8) == [[0, 2, 3], [1]]

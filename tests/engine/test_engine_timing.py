@@ -41,7 +41,7 @@ def test_a_budgeted_run_accounts_for_its_wall_time(tmp_path: Path) -> None:
         "model.options={depth=2, base_width=8}",
         "train.crop_size=32",
         "train.batch_size=2",
-        "train.samples_per_epoch=12",
+        "train.samples_per_epoch=400",  # epochs of 200 steps, as real runs have
         "train.epochs=1000",
         "train.max_time=6",
         "train.val_share=0.2",

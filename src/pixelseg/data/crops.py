@@ -13,7 +13,7 @@ padded, flipped and turned. Every random draw comes from torch's global RNG.
 from __future__ import annotations
 
 import math
-from collections.abc import Callable
+from collections.abc import Callable, Sequence
 from dataclasses import dataclass
 
 import torch
@@ -162,6 +162,23 @@ def pad_to_multiple(plane: torch.Tensor, stride: int, fill: float) -> torch.Tens
     if not (bottom or right):
         return plane
     return F.pad(plane, (0, right, 0, bottom), value=fill)
+
+
+def pad_image(
+    image: torch.Tensor,
+    pad: Callable[[torch.Tensor], torch.Tensor],
+    fill: Sequence[float] | None,
+) -> torch.Tensor:
+    """``pad`` (which fills with 0) applied to a ``(C, H, W)`` image so that padded pixels
+    hold ``fill``, the band means: 0 once normalised, exactly what the Predictor pads with
+    (:func:`pixelseg.engine.padding.pad_for_model`). One padding rule for training crops,
+    validation, evaluation and prediction."""
+    if fill is None:
+        return pad(image)
+    mean = torch.tensor(tuple(fill), dtype=image.dtype)[:, None, None]
+    # Real pixels stay bit for bit what they were (x + 0), padded ones become the mean.
+    padded = pad(torch.ones_like(image[:1])) == 0
+    return pad(image) + padded * mean
 
 
 class FlipsAndTurns:

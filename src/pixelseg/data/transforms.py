@@ -2,7 +2,8 @@
 
 The image is a ``(C, H, W)`` float tensor (8-bit images in ``[0, 1]``), the mask a ``(H, W)``
 int64 tensor. Padding always fills masks with ``ignore_index``, never class 0, so padding is
-never learned as a class; images are padded with 0 (before normalisation).
+never learned as a class; images are padded with their band means (0 once normalised, as the
+Predictor pads: one rule for training, validation, evaluation and prediction).
 
 Training (:class:`CropFirstTransform`): the crop window is chosen on the full-size arrays
 (:mod:`pixelseg.data.crops`: random scale as a window of side ``crop / scale``, uniform or
@@ -28,6 +29,7 @@ from pixelseg.data.crops import (
     CropWindow,
     FlipsAndTurns,
     pad_crop,
+    pad_image,
     pad_to_multiple,
     scale_image,
     scale_nearest,
@@ -127,9 +129,17 @@ class SegmentationTransform:
         fill: Sequence[float] | None = None,
         rows: np.ndarray | None = None,
     ) -> tuple[torch.Tensor, torch.Tensor]:
-        """The whole image: to float, nodata set to ``fill``, then the pipeline."""
+        """The whole image: to float, nodata set to ``fill``, then the pipeline (padding with
+        ``fill``, the band means: see :func:`~pixelseg.data.crops.pad_image`)."""
         tensor = _fill_nodata(image_to_float(image), nodata, fill)
-        return self(tensor, torch.from_numpy(label.astype(np.int64)))
+        mask = torch.from_numpy(label.astype(np.int64))
+        out: dict[str, torch.Tensor] = {}
+
+        def run(shifted: torch.Tensor) -> torch.Tensor:
+            out_image, out["mask"] = self(shifted, mask)
+            return out_image
+
+        return pad_image(tensor, run, fill), out["mask"]
 
     def __repr__(self) -> str:
         return f"SegmentationTransform({self.pipeline})"
@@ -184,7 +194,7 @@ class CropFirstTransform:
         """Transform a ``(C, H, W)`` float image and its ``(H, W)`` int64 mask."""
         window = self._window(mask.numpy(), None)
         rows, cols = window.source
-        return self._finish(image[:, rows, cols], mask[rows, cols], window)
+        return self._finish(image[:, rows, cols], mask[rows, cols], window, None)
 
     def from_arrays(
         self,
@@ -209,20 +219,24 @@ class CropFirstTransform:
         cut = _fill_nodata(
             image_to_float(image[source]), None if nodata is None else nodata[source], fill
         )
-        return self._finish(cut, torch.from_numpy(label[source].astype(np.int64)), window)
+        return self._finish(cut, torch.from_numpy(label[source].astype(np.int64)), window, fill)
 
     def _finish(
-        self, image: torch.Tensor, mask: torch.Tensor, window: CropWindow
+        self,
+        image: torch.Tensor,
+        mask: torch.Tensor,
+        window: CropWindow,
+        fill: Sequence[float] | None,
     ) -> tuple[torch.Tensor, torch.Tensor]:
         image = scale_image(image, window)
         mask = scale_nearest(mask, window)
         if self.jitter is not None:
             image = self.jitter(image)
-        image = pad_crop(image, window, 0.0)
+        image = pad_image(image, lambda x: pad_crop(x, window, 0.0), fill)
         mask = pad_crop(mask, window, self.ignore_index)
         params = self.flips.draw()
         image, mask = self.flips.apply(image, params), self.flips.apply(mask, params)
-        image = pad_to_multiple(image, self.stride, 0.0)
+        image = pad_image(image, lambda x: pad_to_multiple(x, self.stride, 0.0), fill)
         mask = pad_to_multiple(mask, self.stride, self.ignore_index)
         return image.contiguous(), mask.contiguous()
 

@@ -112,6 +112,26 @@ class EpochSampler(Sampler[list[Draw]]):
         return self.steps_per_epoch - self.position
 
 
+def same_size_batches(dataset: Any, count: int, batch_size: int) -> list[list[int]]:
+    """The first ``count`` indices of ``dataset`` in order, batched so that a batch only holds
+    images of one size (padding a batch to its largest image wastes compute on every other).
+
+    With ``batch_size`` 1 no image is read; otherwise each is read once for its size.
+    """
+    if batch_size <= 1:
+        return [[index] for index in range(count)]
+    batches: list[list[int]] = []
+    open_batch: dict[tuple[int, ...], list[int]] = {}
+    for index in range(count):
+        size = tuple(dataset[index].image.shape[-2:])
+        batch = open_batch.setdefault(size, [])
+        batch.append(index)
+        if len(batch) == batch_size:
+            batches.append(open_batch.pop(size))
+    batches += [batch for batch in open_batch.values() if batch]
+    return sorted(batches, key=lambda batch: batch[0])
+
+
 class SeededDataset(Dataset):
     """Wraps a dataset so each draw's random augmentation depends only on (seed, epoch, slot).
 

@@ -14,6 +14,8 @@ from __future__ import annotations
 from pathlib import Path
 from typing import Any
 
+from torch.utils.data import DataLoader
+
 from pixelseg.config import Config
 from pixelseg.engine import run_dir as rd
 from pixelseg.engine.checkpoint import load_checkpoint
@@ -22,7 +24,13 @@ from pixelseg.engine.loop import evaluate, train_one_epoch
 from pixelseg.engine.schedule import lr_factor
 from pixelseg.engine.summary import TrainSummary, finish
 from pixelseg.engine.task import TaskFactory
-from pixelseg.engine.training import Training, describe, prepare_training, seed_everything
+from pixelseg.engine.training import (
+    Training,
+    describe,
+    prepare_training,
+    seed_everything,
+    validation_loader,
+)
 from pixelseg.engine.validation import improved
 from pixelseg.errors import ConfigError
 
@@ -59,6 +67,12 @@ def _out_of_time(run: Training) -> bool:
 def _validate(run: Training, record: dict[str, Any]) -> bool:
     """Validate now; update the best checkpoint and the counters; True when improved."""
     state, started = run.state, run.clock.elapsed()
+    first_timed = run.timed is not None and not state.val_images
+    limit = None
+    if first_timed:
+        # Under a budget the first validation is cut where two of it would not fit the share;
+        # the images it reached are the ones every later validation uses, so they compare.
+        limit = run.config.train.val_share * float(run.budget.max_time or 0.0) / 2
     with run.ledger.track("validation"):
         metrics = evaluate(
             run.model,
@@ -68,9 +82,21 @@ def _validate(run: Training, record: dict[str, Any]) -> bool:
             device=run.device,
             channels_last=run.config.train.channels_last,
             total=len(run.val_loader),
+            max_seconds=limit,
         )
     if run.timed is not None:
         run.timed.record(run.clock.elapsed() - started, now=run.clock.elapsed())
+    if first_timed:
+        num_val = len(run.job.datasets["val"])
+        state.val_images = int(metrics["num_images"])
+        if state.val_images < num_val:
+            run.val_loader = _subset_loader(run, state.val_images)
+            with run.ledger.track("logging"):
+                run.log(
+                    f"validation: the first {state.val_images} of {num_val} val images fit "
+                    f"{100 * run.config.train.val_share:g} % of the budget; later validations "
+                    "use the same ones"
+                )
     if run.metric not in metrics:
         raise ConfigError(
             f"train.early_stopping_metric: {run.metric!r} is not a validation metric of "
@@ -115,17 +141,9 @@ def _record(run: Training, event: str, train_loss: float | None) -> dict[str, An
     }
 
 
-def _validation_estimate(run: Training) -> float:
-    """Seconds one validation should take, before any was timed: the val pixels at 40 % of the
-    training cost per pixel (a forward pass without the backward), from the steps so far."""
-    steps_seconds = run.ledger.spent["steps"]
-    crops = max(run.state.images_seen, 1)
-    per_pixel = steps_seconds / (crops * run.config.train.crop_size**2)
-    val = run.job.datasets["val"]
-    if not len(val):
-        return 0.0
-    height, width = val[0].image.shape[-2:]
-    return 0.4 * per_pixel * len(val) * height * width
+def _subset_loader(run: Training, count: int) -> DataLoader:
+    """A loader over the first ``count`` val images, like the run's own val loader."""
+    return validation_loader(run.job, count, run.val_batch)
 
 
 def _train(run: Training) -> None:
@@ -133,9 +151,6 @@ def _train(run: Training) -> None:
     state, cfg = run.state, run.config.train
 
     def after_step() -> bool:
-        if run.timed is not None and state.validations == 0 and state.step in (10, 50):
-            with run.ledger.track("validation"):
-                run.timed.estimate = _validation_estimate(run)
         if run.checkpoints.due():
             with run.ledger.track("checkpoints"):
                 run.checkpoints.save_last(state)
@@ -150,6 +165,8 @@ def _train(run: Training) -> None:
                 return True
         return _out_of_time(run)
 
+    if run.timed is not None and state.val_images:  # a resumed run keeps its val subset
+        run.val_loader = _subset_loader(run, state.val_images)
     with run.ledger.track("logging"):
         run.log(epoch_header(run.metric))
     stopped = False
@@ -242,6 +259,7 @@ def fit(
         # Post-processing thresholds are tuned on val with the best weights, then stored.
         with run.ledger.track("post_training"):
             load_checkpoint(run.run_dir / rd.BEST, run.model)
-            seconds = run.post_training_reserve() or None
+            # 80 %: the task's own estimates are rough, and loading and writing count too.
+            seconds = 0.8 * run.post_training_reserve() or None
             run.job.task.after_training(run.model, run.job, run.writer, seconds=seconds)
     return finish(run)

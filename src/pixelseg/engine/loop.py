@@ -39,6 +39,8 @@ class LoopState:
         epochs_without_improvement: validations without improvement, for early stopping.
         elapsed: wall seconds of the run so far (summed over resumes).
         validations: validations run.
+        val_images: val images a validation uses under a budget (0: all; see
+            :func:`~pixelseg.engine.validation.images_that_fit`).
         time_spent: seconds per category (see :mod:`pixelseg.engine.timing`).
         history: ``{"step", "epoch", "seconds", <metric>}`` per validation.
     """
@@ -54,6 +56,7 @@ class LoopState:
     epochs_without_improvement: int = 0
     elapsed: float = 0.0
     validations: int = 0
+    val_images: int = 0
     time_spent: dict[str, float] = field(default_factory=dict)
     history: list[dict[str, Any]] = field(default_factory=list)
 
@@ -108,7 +111,8 @@ def train_one_epoch(
     model.train()
     ledger = ledger if ledger is not None else TimeLedger()
     losses: list[float] = []
-    iterator = iter(batches)
+    with ledger.track("data"):
+        iterator = iter(batches)
     with progress_bar(f"epoch {state.epoch + 1}", total=total) as advance:
         while True:
             with ledger.track("data"):
@@ -127,7 +131,8 @@ def train_one_epoch(
             advance(loss=value)
             if after_step is not None and after_step():
                 break
-            model.train()  # a validation inside after_step switched to eval mode
+            if not model.training:  # a validation inside after_step switched to eval mode
+                model.train()
     return sum(losses) / max(1, len(losses))
 
 
@@ -179,10 +184,12 @@ def evaluate(
     device: torch.device,
     channels_last: bool = False,
     total: int | None = None,
+    max_seconds: float | None = None,
 ) -> dict[str, Any]:
     """Run the task over ``batches`` in eval mode and return its metrics plus ``loss``.
 
-    The model's training mode is restored afterwards.
+    With ``max_seconds`` the pass stops after the batch that crosses it (at least one batch);
+    ``num_images`` says how many images were seen. The model's training mode is restored.
     """
     was_training = model.training
     model.eval()
@@ -200,8 +207,11 @@ def evaluate(
             task.update_metrics(metrics, outputs, batch)
             count += len(batch.ids)
             advance()
+            if max_seconds is not None and time.perf_counter() - start >= max_seconds:
+                break
     model.train(was_training)
     result = dict(metrics.compute())
     result["loss"] = sum(losses) / max(1, len(losses))
+    result["num_images"] = count
     result["images_per_second"] = count / max(time.perf_counter() - start, 1e-9)
     return result

@@ -26,7 +26,12 @@ from pixelseg.engine.checkpoint import load_checkpoint
 from pixelseg.engine.checkpoint_policy import CheckpointPolicy
 from pixelseg.engine.clock import Budget, Clock
 from pixelseg.engine.console import RunLog
-from pixelseg.engine.data_order import EpochSampler, SeededDataset, resolve_samples_per_epoch
+from pixelseg.engine.data_order import (
+    EpochSampler,
+    SeededDataset,
+    resolve_samples_per_epoch,
+    same_size_batches,
+)
 from pixelseg.engine.loop import LoopState
 from pixelseg.engine.precision import autocast_factory, resolve_device, resolve_precision
 from pixelseg.engine.task import Job, TaskFactory
@@ -67,6 +72,7 @@ class Training:
     sampler: EpochSampler
     train_loader: DataLoader
     val_loader: DataLoader
+    val_batch: int
     metric: str
     stopping: EarlyStopping
     schedule: ValidationSchedule
@@ -115,14 +121,30 @@ def _loaders(
         generator=torch.Generator(),
         **options,
     )
-    val_loader = DataLoader(
+    val_set = job.datasets["val"]
+    return train_loader, validation_loader(job, len(val_set), val_batch_size(config, device))
+
+
+def val_batch_size(config: Config, device: torch.device) -> int:
+    """``train.val_batch_size``, or (0 = auto) 1 on the CPU and 4 on CUDA.
+
+    Measured on this project's 2-core CPU: batching whole images did not help (DRIVE, 5 images:
+    1.9-2.1 s at batch 1 against 2.3-2.5 s at batch 4), and DSB2018's images of many sizes,
+    padded to the largest of each batch, took 13-14 s against 4.7-5.3 s for 8 images.
+    """
+    if config.train.val_batch_size > 0:
+        return config.train.val_batch_size
+    return 4 if device.type == "cuda" else 1
+
+
+def validation_loader(job: Job, count: int, batch_size: int) -> DataLoader:
+    """The first ``count`` val images, whole, in batches of one image size (no worker: the
+    val pass is short, and a worker would compete with it for the cores)."""
+    return DataLoader(
         job.datasets["val"],
-        batch_size=config.train.val_batch_size,
+        batch_sampler=same_size_batches(job.datasets["val"], count, batch_size),
         collate_fn=job.collate,
-        generator=torch.Generator(),
-        **options,
     )
-    return train_loader, val_loader
 
 
 def prepare_training(
@@ -206,6 +228,7 @@ def prepare_training(
         sampler=sampler,
         train_loader=train_loader,
         val_loader=val_loader,
+        val_batch=val_batch_size(config, dev),
         metric=metric,
         stopping=EarlyStopping.for_run(metric, train_cfg.patience, budget=train_cfg.max_time),
         schedule=ValidationSchedule(train_cfg.val_every, train_cfg.val_every_steps),

@@ -34,14 +34,20 @@ class ValidationSchedule:
         return last or epoch % max(1, self.every_epochs) == 0
 
 
+#: Intermediate validations are at least this fraction of the budget apart (at most ~10 of
+#: them in the second half of a run, however cheap they are).
+MIN_SPACING = 0.05
+
+
 class TimedValidation:
     """Validation under a wall-clock budget: at most ``share`` of it, the final one included.
 
     An intermediate validation is due once ``elapsed`` passes :attr:`next_at` (at first half
     the budget: early models are not worth choosing) and only if, with the validations so far,
     it and the final one still fit in ``share`` of the budget. After a validation that took
-    ``v`` seconds the next one waits ``v * (1 - share) / share`` seconds of training, so the
-    spacing keeps validation at ``share`` of the wall time.
+    ``v`` seconds the next one waits ``v * (1 - share) / share`` seconds of training (and at
+    least :data:`MIN_SPACING` of the budget), so the spacing keeps validation within ``share``
+    of the wall time.
 
     Args:
         budget: the run's ``max_time`` in seconds.
@@ -67,7 +73,8 @@ class TimedValidation:
         self.spent += seconds
         self.estimate = seconds
         if self.share > 0:
-            self.next_at = now + seconds * (1 - self.share) / self.share
+            spacing = seconds * (1 - self.share) / self.share
+            self.next_at = now + max(spacing, MIN_SPACING * self.budget)
 
     def reserve(self) -> float:
         """Seconds to keep free at the end of the budget for the final validation."""

@@ -15,7 +15,7 @@ are cut, scaled (nearest), padded and turned exactly as the label image.
 
 from __future__ import annotations
 
-from collections.abc import Mapping
+from collections.abc import Mapping, Sequence
 
 import numpy as np
 import torch
@@ -24,6 +24,7 @@ from pixelseg.data.crops import (
     CropSampler,
     FlipsAndTurns,
     pad_crop,
+    pad_image,
     pad_to_multiple,
     scale_image,
     scale_nearest,
@@ -98,6 +99,7 @@ class InstanceCropTransform:
         *,
         planes: Mapping[str, Plane] | None = None,
         masks: bool = True,
+        fill: Sequence[float] | None = None,
     ) -> tuple[InstanceSample, dict[str, torch.Tensor]]:
         """One random training crop of a packed sample.
 
@@ -107,6 +109,8 @@ class InstanceCropTransform:
             planes: full-size ``(H, W)`` planes to crop alike, by name.
             masks: build the per-object masks; without them (a semantic view needs only the
                 label image) the sample's ``masks`` is ``(N, 0, 0)``.
+            fill: the band means, which padded image pixels hold (see
+                :func:`~pixelseg.data.crops.pad_image`).
 
         Returns:
             The cropped sample (image not normalised) and ``{"instances": (h, w) int64 label
@@ -127,14 +131,17 @@ class InstanceCropTransform:
             cut["valid"] = torch.ones((window.rows, window.cols), dtype=torch.bool)
         else:
             cut["valid"] = torch.from_numpy(~packed.ignore[source])
-        for name, (array, fill) in (planes or {}).items():
+        for name, (array, plane_fill) in (planes or {}).items():
             cut[name] = torch.tensor(array[source])  # a copy: the cache stays untouched
-            fills[name] = fill
+            fills[name] = plane_fill
         if self.jitter is not None:
             image = self.jitter(image)
         params = self.flips.draw()
-        image = pad_to_multiple(
-            self.flips.apply(pad_crop(image, window, 0.0), params), self.stride, 0.0
+        image = pad_image(image, lambda x: pad_crop(x, window, 0.0), fill)
+        image = pad_image(
+            self.flips.apply(image, params),
+            lambda x: pad_to_multiple(x, self.stride, 0.0),
+            fill,
         )
         for name, plane in cut.items():
             plane = pad_crop(scale_nearest(plane, window), window, fills[name])

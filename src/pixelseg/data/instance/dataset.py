@@ -156,10 +156,13 @@ class InstanceDataset(Dataset[InstanceSample]):
         files = self.samples[index]
         packed = self.compact(index)
         meta = {"image_path": str(files.image), "orig_size": packed.label_image.shape}
+        fill = self.normalizer.mean if self.normalizer is not None else None
         extras: dict[str, torch.Tensor] = {}
         if isinstance(self.transform, CompactTransform):
             full = planes(instance_key(files), packed) if planes is not None else None
-            sample, extras = self.transform.from_compact(packed, files.id, planes=full, masks=masks)
+            sample, extras = self.transform.from_compact(
+                packed, files.id, planes=full, masks=masks, fill=fill
+            )
             sample.meta = {**sample.meta, **meta}
         else:
             sample = sample_from_compact(packed, files.id)

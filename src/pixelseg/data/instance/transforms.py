@@ -12,13 +12,15 @@ as ignored. Afterwards the boxes are recomputed from the masks and
 
 from __future__ import annotations
 
-from collections.abc import Mapping
+import dataclasses
+from collections.abc import Mapping, Sequence
 from typing import Any, Protocol, runtime_checkable
 
 import torch
 from torchvision import tv_tensors
 from torchvision.transforms import v2
 
+from pixelseg.data.crops import pad_image
 from pixelseg.data.instance.compact import CompactInstances, sample_from_compact
 from pixelseg.data.instance.crop import InstanceCropTransform, Plane, boxes_from_masks
 from pixelseg.data.transforms import PadToMultiple
@@ -44,6 +46,7 @@ class CompactTransform(Protocol):
         *,
         planes: Mapping[str, Plane] | None = None,
         masks: bool = True,
+        fill: Sequence[float] | None = None,
     ) -> tuple[InstanceSample, dict[str, torch.Tensor]]:
         """The transformed sample, and the cropped planes (empty when none are cropped)."""
         ...
@@ -112,10 +115,20 @@ class InstanceTransform:
         *,
         planes: Mapping[str, Plane] | None = None,
         masks: bool = True,
+        fill: Sequence[float] | None = None,
     ) -> tuple[InstanceSample, dict[str, torch.Tensor]]:
         """The whole image with every object's mask, through the pipeline (no planes; the
-        masks are always built)."""
-        return self(sample_from_compact(packed, sample_id)), {}
+        masks are always built); padded image pixels hold ``fill``, the band means (see
+        :func:`~pixelseg.data.crops.pad_image`)."""
+        sample = sample_from_compact(packed, sample_id)
+        out: dict[str, InstanceSample] = {}
+
+        def run(image: torch.Tensor) -> torch.Tensor:
+            out["sample"] = self(dataclasses.replace(sample, image=image))
+            return out["sample"].image
+
+        image = pad_image(sample.image, run, fill)
+        return dataclasses.replace(out["sample"], image=image), {}
 
     def __repr__(self) -> str:
         return f"InstanceTransform({self.pipeline})"

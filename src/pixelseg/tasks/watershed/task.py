@@ -137,8 +137,8 @@ class WatershedTask:
         """Tune the post-processing thresholds on val with the best weights; store them.
 
         Within ``seconds`` (when given) the tuning uses the first val images whose maps and
-        grid search fit: maps are predicted for at most 40 % of the time, the grid's cost is
-        timed on the first image, and as many images are kept as the rest allows (at least
+        grid search fit: maps are predicted for at most 30 % of the time, the grid's cost is
+        timed on the first image, and as many images are kept as 80 % of the rest allows (at least
         one; ``postprocess.json`` says how many). Writes ``postprocess.json`` (the chosen
         settings and the whole tuning table) and the chosen settings into ``run.json``
         (``extra["postprocess"]``), which evaluation and prediction read.
@@ -180,7 +180,7 @@ class WatershedTask:
                                  distances=distances[:1] or None)  # fmt: skip
                 per_image = max(time.perf_counter() - grid_start, 1e-6)
                 left = seconds - (time.perf_counter() - start)
-                used = max(1, min(used, int(left / per_image)))
+                used = max(1, min(used, int(0.8 * left / per_image)))
             chosen, table = tune_postprocess(
                 prob_maps[:used], truths[:used], self.settings, distances=distances[:used] or None
             )
