@@ -40,7 +40,12 @@ def _cmd_evaluate(args: argparse.Namespace) -> int:
     from pixelseg.inference.evaluate import evaluate_command
 
     return evaluate_command(
-        args.run_dir, data=args.data, split=args.split, json_path=args.json, device=args.device
+        args.run_dir,
+        data=args.data,
+        split=args.split,
+        json_path=args.json,
+        device=args.device,
+        checkpoint=args.checkpoint,
     )
 
 
@@ -90,6 +95,12 @@ def build_parser() -> argparse.ArgumentParser:
     p.add_argument("--split", default="val", choices=["train", "val", "test"])
     p.add_argument("--json", help="write the metrics as JSON to this file")
     p.add_argument("--device", default="auto")
+    p.add_argument(
+        "--checkpoint",
+        default="best",
+        choices=["best", "last"],
+        help="best: chosen on the run's val split (default); last: the final weights",
+    )
 
     p = add("predict", _cmd_predict, "Predict label maps for image files or folders.")
     p.add_argument("run_dir")

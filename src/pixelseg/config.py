@@ -3,9 +3,9 @@
 A config file has the sections ``[data]`` (with ``[data.split]``), ``[model]``, ``[loss]`` and
 ``[train]``, plus a top-level ``task``. Unknown keys and wrong types are refused with a
 :class:`~pixelseg.errors.ConfigError` naming the key. Paths in ``[data]`` are relative to the
-config file; the environment variable ``PIXELSEG_DATA`` replaces the folder that holds the
-dataset (``root``'s parent), so ``root = "../../shared/data/drive"`` becomes
-``$PIXELSEG_DATA/drive``.
+config file; the environment variable ``PIXELSEG_DATA`` replaces the folder of the shipped
+layout, so ``root = "../../shared/data/drive"`` becomes ``$PIXELSEG_DATA/drive`` (see
+:func:`resolve_data_root`).
 """
 
 from __future__ import annotations
@@ -69,14 +69,21 @@ class DataConfig:
     ``images`` is a glob relative to ``root``; ``masks`` a template with ``{stem}`` (the image file
     name without suffix), or use ``pairs_file`` (lines ``image mask``, CamVid's ``train.txt``).
     Masks hold class indices (default), values listed in ``mask_values`` (one per class), or RGB
-    colours listed in ``palette``. ``void_values`` / a palette's ``void_colour`` and the value
-    ``ignore_index`` itself mark pixels never counted. ``valid_mask`` is a template of a per-image
-    region mask (non-zero = valid); ``nodata`` a TIFF value marking invalid pixels.
+    colours listed in ``palette``. ``mask_threshold`` reads a two-class mask whose values form
+    two clusters (soft or anti-aliased, 0 and 237 with shades between): a stored value ``>=`` it
+    is the second class, below it the first (``mask_values`` optional; only ``void_values`` and
+    NaN are void then). ``void_values`` (-1 allowed), a palette's ``void_colours`` (or one
+    ``void_colour``) and the value ``ignore_index`` itself mark pixels never counted.
+    ``valid_mask`` is a template of a per-image region mask (non-zero = valid); ``nodata`` an
+    image value marking invalid pixels (``nan`` in TOML; NaN in a float image always is).
+    ``skip_invalid``: a sample with an error is left out of every split (a warning names it).
     ``cache_fraction``: decoded images and masks stay in memory (as stored: uint8 / uint16 kept)
     up to this fraction of the machine's available RAM, so each file is decoded once (0: off).
-    ``id_pattern`` is an optional regular expression matched against the image stem whose first
-    group (or group ``id``) becomes the sample id and fills ``{id}`` in the templates (DRIVE:
-    ``"(\\d+)_training"`` so that ``masks = "1st_manual/{id}_manual1.gif"``).
+    ``id_pattern`` is an optional regular expression searched in the image stem (with a ``/``:
+    in the path under ``root``, suffix dropped); its group ``id``, or its groups joined by ``_``,
+    become the sample id, ``{id}`` in the templates (DRIVE: ``"(\\d+)_training"``, ``masks =
+    "1st_manual/{id}_manual1.gif"``); other named groups fill ``{name}`` (Dubai: ``'Tile
+    (?P<tile>\\d+)/images/image_part_(?P<n>\\d+)'``, id ``"1_001"``, ``"Tile {tile}/masks/..."``).
     Instance formats (``kaggle_instances``, ``instance_labels``, ``coco``; see
     :mod:`pixelseg.data.instance.formats`): ``annotations`` is the COCO JSON file and
     ``object_classes`` an optional template of a JSON file mapping each object to its class.
@@ -98,9 +105,12 @@ class DataConfig:
     palette: tuple[tuple[int, int, int], ...] = ()
     void_values: tuple[int, ...] = ()
     void_colour: tuple[int, ...] = ()
+    void_colours: tuple[tuple[int, int, int], ...] = ()
+    mask_threshold: float | None = None
     ignore_index: int = 255
     valid_mask: str = ""
     nodata: float | None = None
+    skip_invalid: bool = False
     max_pixels: int = 100_000_000
     normalize: str = "auto"
     cache_fraction: float = 0.25
@@ -249,12 +259,22 @@ def config_from_dict(raw: dict[str, Any], *, source: str = "") -> Config:
     return config
 
 
+#: The shipped configs' layout: ``root = "../../shared/data/<dataset>"``.
+SHIPPED_DATA_FOLDER = ("shared", "data")
+
+
 def resolve_data_root(root: str, config_dir: Path) -> Path:
-    """Resolve ``data.root`` relative to the config file, honouring ``PIXELSEG_DATA``."""
-    override = os.environ.get("PIXELSEG_DATA")
-    if override:
-        return Path(override) / Path(root).name
+    """Resolve ``data.root`` relative to the config file, honouring ``PIXELSEG_DATA``.
+
+    ``PIXELSEG_DATA`` replaces only the folder of a relative root in the shipped layout
+    (``.../shared/data/<dataset>`` becomes ``$PIXELSEG_DATA/<dataset>``); an absolute root, a
+    root of ``"."`` (data beside the config) or any other relative root is never redirected.
+    """
     path = Path(root)
+    override = os.environ.get("PIXELSEG_DATA")
+    shipped = len(path.parts) > 2 and path.parts[-3:-1] == SHIPPED_DATA_FOLDER
+    if override and not path.is_absolute() and shipped:
+        return Path(override) / path.name
     return path if path.is_absolute() else (config_dir / path).resolve()
 
 

@@ -67,3 +67,25 @@ def validate_config(config: Any) -> None:
             f"data.palette: {len(config.data.palette)} colours for "
             f"{len(config.data.classes)} classes"
         )
+    _validate_mask_encoding(config.data)
+
+
+def _validate_mask_encoding(data: Any) -> None:
+    """``mask_threshold`` (binary masks only) and the void colours."""
+    colours = ((data.void_colour,) if data.void_colour else ()) + tuple(data.void_colours)
+    for colour in colours:
+        if len(colour) < 3 or not all(0 <= c <= 255 for c in colour):
+            raise ConfigError(f"data.void_colours: {list(colour)} is not an RGB colour (0-255)")
+    threshold = data.mask_threshold
+    if threshold is None:
+        return
+    if len(data.classes) != 2 or data.palette:
+        raise ConfigError(
+            "data.mask_threshold: only for binary masks (two classes, no palette); "
+            f"got {len(data.classes)} classes"
+        )
+    if data.mask_values and not data.mask_values[0] < threshold <= data.mask_values[1]:
+        raise ConfigError(
+            f"data.mask_threshold = {threshold:g} does not lie between "
+            f"data.mask_values {list(data.mask_values)} (first < threshold <= second)"
+        )

@@ -48,3 +48,16 @@ def test_data_root_env_override(tmp_path: Path, monkeypatch: pytest.MonkeyPatch)
     path = _write(tmp_path, '[data]\nroot = "../../shared/data/drive"\n')
     monkeypatch.setenv("PIXELSEG_DATA", str(tmp_path / "mydata"))
     assert load_config(path).data.root == str(tmp_path / "mydata" / "drive")
+
+
+def test_data_root_env_override_leaves_other_roots_alone(
+    tmp_path: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    monkeypatch.setenv("PIXELSEG_DATA", str(tmp_path / "mydata"))
+    # Data beside the config: never redirected (it used to become $PIXELSEG_DATA/<config dir>).
+    here = _write(tmp_path, '[data]\nroot = "."\n')
+    assert load_config(here).data.root == str(tmp_path.resolve())
+    elsewhere = _write(tmp_path, '[data]\nroot = "../my_images"\n')
+    assert load_config(elsewhere).data.root == str((tmp_path / ".." / "my_images").resolve())
+    absolute = _write(tmp_path, f'[data]\nroot = "{tmp_path / "abs"}"\n')
+    assert load_config(absolute).data.root == str(tmp_path / "abs")

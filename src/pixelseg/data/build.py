@@ -95,7 +95,8 @@ def build_datasets(
         splits: which of ``train``, ``val``, ``test`` to build.
         normalizer: reuse these statistics instead of computing them.
         verify: run :func:`~pixelseg.data.check.check_dataset` first and refuse a dataset with
-            errors, so training never starts on bad labels.
+            errors, so training never starts on bad labels. With ``data.skip_invalid`` the check
+            runs either way and the datasets leave out the samples it skipped.
         crop_sampling: a recorded crop sampling (a run's own, so a resumed run crops as the
             original); decided from the training split's class pixels when ``None``.
 
@@ -109,7 +110,8 @@ def build_datasets(
         raise ConfigError(f"data.format {data.format!r} is not a semantic mask-folder format")
     cache = SampleCache.from_fraction(data.cache_fraction)
     checked: DataPlan[SamplePaths] | None = None
-    if verify:
+    # Only the check knows which samples data.skip_invalid leaves out: run it even unasked.
+    if verify or data.skip_invalid:
         report, checked = plan_dataset(config, cache=cache, cache_splits=splits)
         raise_if_errors(report, data.root)
     plan = _plan(data, checked)

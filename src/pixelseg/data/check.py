@@ -2,8 +2,11 @@
 
 Checks: readable files, sizes from the header below ``data.max_pixels`` (before decoding), image
 and mask of one size (an EXIF-rotated JPEG is named as such), mask values or colours the class map
-knows, missing pairs, an empty dataset or split, and duplicate ids. Then it summarises the class
-frequencies, the majority-class baseline and the imbalance, with suggested class weights.
+knows, missing pairs, an empty dataset or split, and duplicate ids. With ``data.skip_invalid`` a
+sample with such an error is left out of every split instead (a warning names it). A sample
+without a labelled pixel (an all-nodata image) is a warning; a split left without any, an error.
+Then it summarises the class frequencies, the majority-class baseline and the imbalance, with
+suggested class weights, and says how many RGBA PNGs lose their alpha channel.
 """
 
 from __future__ import annotations
@@ -17,12 +20,19 @@ from rich.console import Console
 
 from pixelseg.config import Config, load_config
 from pixelseg.data.cache import SampleCache
-from pixelseg.data.check_report import CheckReport, Problem, exit_code, print_report, write_json
-from pixelseg.data.class_weights import class_weights_from_counts
+from pixelseg.data.check_report import (
+    CheckReport,
+    Problem,
+    diagnose,
+    exit_code,
+    print_report,
+    write_json,
+)
 from pixelseg.data.classmap import ClassMap
 from pixelseg.data.compact import pack_sample
 from pixelseg.data.folder import SamplePaths, find_samples, load_sample, sample_key
-from pixelseg.data.io import check_pixel_limit, read_header
+from pixelseg.data.io import ImageHeader, check_pixel_limit, read_header
+from pixelseg.data.loading import LoadedSample
 from pixelseg.data.plan import DataPlan, PlanCollector
 from pixelseg.data.splits import assign_splits
 from pixelseg.errors import ConfigError, DataError
@@ -36,20 +46,22 @@ def _pick(samples: list[SamplePaths], max_images: int | None) -> list[SamplePath
     return [samples[i] for i in sorted(set(positions.tolist()))]
 
 
-def _check_files(paths: SamplePaths, max_pixels: int) -> Problem | None:
-    """Existence and header checks; the first problem, or ``None``."""
+def _check_files(paths: SamplePaths, max_pixels: int) -> Problem | ImageHeader:
+    """Existence and header checks: the first problem, or the image's header."""
     if not paths.image.is_file():
         return Problem(str(paths.image), "missing image file")
     if not paths.mask.is_file():
         return Problem(str(paths.mask), f"missing mask for image {paths.image.name}")
     if paths.valid is not None and not paths.valid.is_file():
         return Problem(str(paths.valid), f"missing valid-region mask for image {paths.image.name}")
+    headers = []
     for path in (paths.image, paths.mask):
         try:
-            check_pixel_limit(path, read_header(path), max_pixels)
+            headers.append(read_header(path))
+            check_pixel_limit(path, headers[-1], max_pixels)
         except DataError as exc:
             return Problem(exc.path or str(path), exc.problem)
-    return None
+    return headers[0]
 
 
 def _list_samples(config: Config, report: CheckReport) -> list[SamplePaths]:
@@ -77,15 +89,29 @@ def _list_samples(config: Config, report: CheckReport) -> list[SamplePaths]:
     return samples
 
 
-def _split(config: Config, samples: list[SamplePaths], report: CheckReport) -> dict[str, list[str]]:
-    ids = list(dict.fromkeys(s.id for s in samples))
-    splits = assign_splits(ids, config.data.split)
-    report.split_counts = {name: len(members) for name, members in splits.items()}
-    if samples and not splits["train"]:
-        report.errors.append(Problem("", "split 'train' is empty (check [data.split])"))
-    if samples and not splits["val"]:
-        report.warnings.append(Problem("", "split 'val' is empty: nothing to validate on"))
-    return splits
+def _split(
+    members: dict[str, list[str]],
+    report: CheckReport,
+    *,
+    before: dict[str, list[str]] | None = None,
+) -> None:
+    """Note the split sizes: an empty train split is an error, an empty val one a warning
+    (after skipping samples, only the splits that skipping emptied)."""
+    report.split_counts = {name: len(ids) for name, ids in members.items()}
+    after = " after skipping invalid samples" if before is not None else ""
+    for name, problems, advice in (
+        ("train", report.errors, " (check [data.split])"),
+        ("val", report.warnings, ": nothing to validate on"),
+    ):
+        if not members[name] and (before is None or before[name]):
+            problems.append(Problem("", f"split {name!r} is empty{after}{advice}"))
+
+
+def _unlabelled(paths: SamplePaths, loaded: LoadedSample) -> Problem:
+    """The warning for a sample without a labelled pixel."""
+    if loaded.nodata is not None and loaded.nodata.all():
+        return Problem(str(paths.image), "every pixel is nodata: no labelled pixel")
+    return Problem(str(paths.mask), "no labelled pixel: every pixel is void")
 
 
 def check_dataset(config: Config, *, max_images: int | None = None) -> CheckReport:
@@ -146,7 +172,10 @@ def _check(
     report = CheckReport(config=config.source, root=data.root, classes=list(data.classes))
     samples = _list_samples(config, report)
     report.num_samples = len(samples)
-    members = _split(config, samples, report)
+    members = assign_splits(list(dict.fromkeys(s.id for s in samples)), data.split)
+    report.split_counts = {name: len(ids) for name, ids in members.items()}
+    if samples:
+        _split(members, report)
     splits_of: dict[str, list[str]] = {}
     for name, ids in members.items():
         for sample_id in ids:
@@ -156,23 +185,30 @@ def _check(
     collector = PlanCollector(data.normalize, band_stats=band_stats)
     sizes: Counter[str] = Counter()
     kinds: Counter[str] = Counter()
+    skipped: set[str] = set()
     picked = {id(s) for s in _pick(samples, max_images)}
     for paths in samples:
-        problem = _check_files(paths, data.max_pixels)
-        if problem is not None:
-            report.errors.append(problem)
+        checked = _check_files(paths, data.max_pixels)
+        if isinstance(checked, ImageHeader) and id(paths) in picked:
+            try:
+                loaded = load_sample(paths, classmap, data)
+            except DataError as exc:
+                checked = Problem(exc.path or "", exc.problem)
+        if isinstance(checked, Problem):
+            if data.skip_invalid:
+                skipped.add(paths.id)
+                report.warnings.append(Problem(checked.path, f"skipped: {checked.problem}"))
+            else:
+                report.errors.append(checked)
             continue
         if id(paths) not in picked:
-            continue
-        try:
-            loaded = load_sample(paths, classmap, data)
-        except DataError as exc:
-            report.errors.append(Problem(exc.path or "", exc.problem))
             continue
         report.checked += 1
         height, width, bands = loaded.image.shape
         sizes[f"{width}x{height}"] += 1
         kinds[f"{bands} x {loaded.image.dtype}"] += 1
+        # the header, not a second decode, says whether alpha was dropped
+        report.rgba_pngs += int(checked.bands == 4 and paths.image.suffix.lower() == ".png")
         names = splits_of.get(paths.id, [])
         collector.add_image(loaded.image, loaded.nodata, train="train" in names)
         if cache is not None and any(name in cache_splits for name in names):
@@ -181,45 +217,39 @@ def _check(
             )
             cache.put(sample_key(paths), packed)
         per_class = classmap.count(loaded.label)
+        if not per_class.any():
+            report.warnings.append(_unlabelled(paths, loaded))
         counts += per_class
         report.ignored_pixels += int(loaded.label.size - per_class.sum())
         for name in names:
             split_counts[name] += per_class
+    if skipped:
+        report.skipped = len(skipped)
+        samples = [s for s in samples if s.id not in skipped]
+        kept = {name: [i for i in ids if i not in skipped] for name, ids in members.items()}
+        _split(kept, report, before=members)
+        members = kept
+        if 2 * len(skipped) > report.num_samples:  # a config mistake, not a few broken files
+            report.errors.append(
+                Problem(
+                    data.root,
+                    f"data.skip_invalid skipped {len(skipped)} of {report.num_samples} samples: "
+                    "fix the [data] section (see the warnings) instead of skipping most of it",
+                )
+            )
     report.image_sizes, report.image_kinds = dict(sizes), dict(kinds)
     report.class_pixels = counts.tolist()
     report.train_class_pixels = split_counts["train"].tolist()
-    _diagnose(report, classmap)
-    plan = DataPlan(samples, members, class_counts=split_counts)
+    diagnose(report)
     complete = report.ok and report.checked == len(samples)
-    return report, collector.fill(plan, complete=complete)
-
-
-def _diagnose(report: CheckReport, classmap: ClassMap) -> None:
-    """Fill class weights, the recommended loss and the imbalance warnings."""
-    if not report.labelled_pixels:
-        if report.checked:
-            report.errors.append(Problem("", "no labelled pixels: every pixel is void"))
-        return
-    basis = report.train_class_pixels if sum(report.train_class_pixels) else report.class_pixels
-    report.class_weights = [round(float(w), 4) for w in class_weights_from_counts(basis)]
-    for name, pixels in zip(classmap.classes, report.class_pixels):
-        if pixels == 0:
-            report.warnings.append(Problem("", f"class {name!r} never occurs in the masks read"))
-    rare = report.rare_classes
-    if rare:
-        report.recommended_loss = "dice_ce"
-        listed = ", ".join(
-            f"{name} ({100 * freq:.2f} %)"
-            for name, freq in zip(report.classes, report.class_frequencies)
-            if name in rare
-        )
-        report.warnings.append(
-            Problem(
-                "",
-                f"class imbalance: {listed} under 1 % of pixels; use Dice + weighted CE "
-                '(loss.name = "dice_ce", median-frequency class weights)',
-            )
-        )
+    if complete and report.labelled_pixels:
+        for name, ids in members.items():
+            if ids and not split_counts[name].any():
+                report.errors.append(
+                    Problem("", f"split {name!r} has no labelled pixel (all void or nodata)")
+                )
+    plan = DataPlan(samples, members, class_counts=split_counts)
+    return report, collector.fill(plan, complete=report.ok and complete)
 
 
 def check_command(

@@ -1,4 +1,4 @@
-"""The result of ``pixelseg check``: a dataclass, its JSON form and its ``rich`` summary."""
+"""The result of ``pixelseg check``: a dataclass, its diagnosis, its JSON form and its summary."""
 
 from __future__ import annotations
 
@@ -10,6 +10,7 @@ from rich.console import Console
 from rich.markup import escape
 from rich.table import Table
 
+from pixelseg.data.class_weights import class_weights_from_counts
 from pixelseg.errors import DataError
 from pixelseg.files import atomic_write_text
 
@@ -41,9 +42,11 @@ class CheckReport:
         root: the resolved data root.
         num_samples: samples found (pairs listed or images matched).
         checked: samples whose pixels were read.
-        split_counts: samples per split.
+        skipped: samples left out of every split for an error (``data.skip_invalid``).
+        split_counts: samples per split (skipped ones excluded).
         image_sizes: ``"WxH"`` -> number of images.
         image_kinds: ``"<bands> x <dtype>"`` -> number of images.
+        rgba_pngs: images that are RGBA PNGs, whose alpha channel is dropped.
         classes: class names.
         class_pixels: labelled pixels per class over all checked samples.
         train_class_pixels: labelled pixels per class over the checked training samples.
@@ -59,9 +62,11 @@ class CheckReport:
     root: str
     num_samples: int = 0
     checked: int = 0
+    skipped: int = 0
     split_counts: dict[str, int] = field(default_factory=dict)
     image_sizes: dict[str, int] = field(default_factory=dict)
     image_kinds: dict[str, int] = field(default_factory=dict)
+    rgba_pngs: int = 0
     classes: list[str] = field(default_factory=list)
     class_pixels: list[int] = field(default_factory=list)
     train_class_pixels: list[int] = field(default_factory=list)
@@ -133,10 +138,19 @@ def print_report(report: CheckReport, console: Console) -> None:
         f"[bold]pixelseg check[/bold] {escape(report.config)}  (data: {escape(report.root)})"
     )
     splits = ", ".join(f"{k} {v}" for k, v in report.split_counts.items())
-    console.print(f"samples: {report.num_samples} found, {report.checked} read; splits: {splits}")
+    skipped = f", {report.skipped} skipped (data.skip_invalid)" if report.skipped else ""
+    console.print(
+        f"samples: {report.num_samples} found, {report.checked} read{skipped}; splits: {splits}"
+    )
     if report.image_sizes:
         console.print(f"image sizes (WxH): {_counts(report.image_sizes)}")
         console.print(f"bands x dtype: {_counts(report.image_kinds)}")
+    if report.rgba_pngs:
+        many = report.rgba_pngs > 1
+        console.print(
+            f"{report.rgba_pngs} {'images are RGBA PNGs' if many else 'image is an RGBA PNG'}: "
+            "alpha dropped"
+        )
     if report.labelled_pixels:
         table = Table(title="class pixel frequency (void excluded)")
         table.add_column("class")
@@ -201,3 +215,34 @@ def raise_if_errors(report: CheckReport, root: str, *, listed: int = 5) -> None:
     more = len(report.errors) - listed
     suffix = f" (and {more} more: run pixelseg check)" if more > 0 else ""
     raise DataError(root, f"dataset has errors: {named}{suffix}")
+
+
+def diagnose(report: CheckReport) -> None:
+    """Fill the class weights, the recommended loss and the imbalance warnings of ``report``.
+
+    An error when no pixel is labelled at all.
+    """
+    if not report.labelled_pixels:
+        if report.checked:
+            report.errors.append(Problem("", "no labelled pixels: every pixel is void"))
+        return
+    basis = report.train_class_pixels if sum(report.train_class_pixels) else report.class_pixels
+    report.class_weights = [round(float(w), 4) for w in class_weights_from_counts(basis)]
+    for name, pixels in zip(report.classes, report.class_pixels):
+        if pixels == 0:
+            report.warnings.append(Problem("", f"class {name!r} never occurs in the masks read"))
+    rare = report.rare_classes
+    if rare:
+        report.recommended_loss = "dice_ce"
+        listed = ", ".join(
+            f"{name} ({100 * freq:.2f} %)"
+            for name, freq in zip(report.classes, report.class_frequencies)
+            if name in rare
+        )
+        report.warnings.append(
+            Problem(
+                "",
+                f"class imbalance: {listed} under 1 % of pixels; use Dice + weighted CE "
+                '(loss.name = "dice_ce", median-frequency class weights)',
+            )
+        )

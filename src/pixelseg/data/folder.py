@@ -1,8 +1,9 @@
 """Mask-folder datasets: images paired with masks by file stem or by a pairs list file.
 
 Pairing by stem: ``images`` is a glob under ``root`` and ``masks`` (and ``valid_mask``) templates
-with ``{stem}`` (the image name without suffix) and ``{id}`` (the sample id: the stem, or the first
-group of ``id_pattern``). Pairing by list: ``pairs_file`` lines ``image mask`` (CamVid's
+with ``{stem}`` (the image name without suffix), ``{id}`` (the sample id: the stem, or what
+``id_pattern`` matched) and ``id_pattern``'s other named groups (Dubai's ``{tile}`` from the
+folder ``Tile 1/images``). Pairing by list: ``pairs_file`` lines ``image mask`` (CamVid's
 ``train.txt``); paths written for another machine (``/SegNet/CamVid/train/x.png``) are resolved by
 their last two components under ``root`` when the literal path does not exist.
 """
@@ -49,9 +50,11 @@ def sample_key(paths: SamplePaths) -> tuple[str, str, str]:
     return (paths.id, str(paths.image), str(paths.mask))
 
 
-def _natural_key(path: Path) -> tuple[int, str]:
+def _natural_key(path: Path) -> tuple[list[Any], int, str]:
+    """Folder by folder in natural order (``Tile 2`` before ``Tile 10``), then by number."""
+    folder = [int(t) if t.isdigit() else t for t in re.split(r"(\d+)", str(path.parent))]
     match = re.match(r"\d+", path.stem)
-    return (int(match.group()) if match else -1, path.name)
+    return (folder, int(match.group()) if match else -1, path.name)
 
 
 def _resolve(root: Path, text: str) -> Path:
@@ -66,24 +69,66 @@ def _resolve(root: Path, text: str) -> Path:
     return tail if tail.exists() else relative
 
 
+def _id_of(match: re.Match[str]) -> str:
+    """Group ``id``, else every group joined by ``_`` (one group: itself)."""
+    if "id" in match.re.groupindex:
+        return match.group("id")
+    return "_".join(group for group in match.groups() if group is not None)
+
+
 def id_from_stem(stem: str, pattern: re.Pattern[str] | None) -> str:
-    """The id of a file stem: ``data.id_pattern``'s ``id`` (or first) group, else the stem."""
+    """The id of a file stem: ``data.id_pattern``'s ``id`` group (else its groups joined by
+    ``_``), or the stem when there is no pattern or it does not match."""
     if pattern is None:
         return stem
     match = pattern.search(stem)
+    return stem if match is None else _id_of(match)
+
+
+def _identify(
+    image: Path, root: Path, pattern: re.Pattern[str] | None
+) -> tuple[str, dict[str, str]]:
+    """The id of an image and the template fields (``stem``, ``id``, named groups).
+
+    A pattern with a ``/`` is searched in the image's path under ``root`` without its suffix
+    (``"Tile 1/images/image_part_001"``), any other in the stem.
+    """
+    target = image.stem
+    if pattern is not None and "/" in pattern.pattern:
+        try:
+            target = image.relative_to(root).with_suffix("").as_posix()
+        except ValueError:  # a pairs-file path outside root
+            target = image.with_suffix("").as_posix()
+    match = None if pattern is None else pattern.search(target)
     if match is None:
-        return stem
-    return match.group("id") if "id" in pattern.groupindex else match.group(1)
+        return image.stem, {"stem": image.stem, "id": image.stem}
+    named = {k: v for k, v in match.groupdict().items() if v is not None and k != "id"}
+    return _id_of(match), {**named, "stem": image.stem, "id": _id_of(match)}
 
 
 def fill_template(template: str, key: str, **fields: str) -> str:
-    """Fill a path template with ``{stem}``/``{id}``; a bad template names ``data.<key>``."""
+    """Fill a path template with ``{stem}``/``{id}`` (and named groups); a bad template names
+    ``data.<key>``."""
     try:
         return template.format(**fields)
     except (KeyError, IndexError, ValueError) as exc:
+        names = ", ".join(f"{{{name}}}" for name in fields)
         raise ConfigError(
-            f"data.{key}: template {template!r} may only use {{stem}} and {{id}} ({exc})"
+            f"data.{key}: template {template!r} may only use {names} ({exc})"
         ) from exc
+
+
+def _paths(
+    data: DataConfig, root: Path, image: Path, mask: Path | None, pattern: re.Pattern[str] | None
+) -> SamplePaths:
+    """One sample's files; ``mask`` from the template when ``None``."""
+    sample_id, fields = _identify(image, root, pattern)
+    if mask is None:
+        mask = root / fill_template(data.masks, "masks", **fields)
+    valid = None
+    if data.valid_mask:
+        valid = root / fill_template(data.valid_mask, "valid_mask", **fields)
+    return SamplePaths(sample_id, image, mask, valid)
 
 
 def find_samples(data: DataConfig) -> list[SamplePaths]:
@@ -114,25 +159,11 @@ def find_samples(data: DataConfig) -> list[SamplePaths]:
             if len(parts) != 2:
                 raise DataError(pairs_path, f"line {number}: expected 'image mask', got {line!r}")
             image, mask = _resolve(root, parts[0]), _resolve(root, parts[1])
-            sample_id = id_from_stem(image.stem, pattern)
-            valid = None
-            if data.valid_mask:
-                valid = root / fill_template(
-                    data.valid_mask, "valid_mask", stem=image.stem, id=sample_id
-                )
-            samples.append(SamplePaths(sample_id, image, mask, valid))
+            samples.append(_paths(data, root, image, mask, pattern))
         return samples
     for image in sorted(root.glob(data.images), key=_natural_key):
-        if not image.is_file():
-            continue
-        sample_id = id_from_stem(image.stem, pattern)
-        mask = root / fill_template(data.masks, "masks", stem=image.stem, id=sample_id)
-        valid = None
-        if data.valid_mask:
-            valid = root / fill_template(
-                data.valid_mask, "valid_mask", stem=image.stem, id=sample_id
-            )
-        samples.append(SamplePaths(sample_id, image, mask, valid))
+        if image.is_file():
+            samples.append(_paths(data, root, image, None, pattern))
     return samples
 
 

@@ -1,9 +1,11 @@
-"""Reading images and masks: PNG, JPEG (EXIF orientation), TIFF (tifffile), GIF, BMP.
+"""Reading images and masks: PNG, JPEG (EXIF orientation), TIFF and GeoTIFF, GIF, BMP.
 
-Images come back as ``(H, W, C)`` arrays in their stored dtype (uint8, uint16, float32...), with
-alpha dropped; masks as ``(H, W)`` integer arrays or ``(H, W, 3)`` uint8 colours. Sizes are read
-from the file header first, so an absurdly large file is refused before its pixels are decoded.
-Every failure is a :class:`~pixelseg.errors.DataError` naming the file.
+Images come back as ``(H, W, C)`` arrays in their stored dtype (uint8, uint16, int16, float32...);
+a PNG's or GIF's alpha is dropped, a TIFF keeps every band (see :mod:`pixelseg.data.tiff`:
+GDAL through rasterio, with the georeferencing, or tifffile for a stack of pages). Masks come
+back as ``(H, W)`` integer arrays or ``(H, W, 3)`` uint8 colours. Sizes are read from the file
+header first, so an absurdly large file is refused before its pixels are decoded. Every failure
+is a :class:`~pixelseg.errors.DataError` naming the file.
 """
 
 from __future__ import annotations
@@ -15,13 +17,26 @@ from pathlib import Path
 import numpy as np
 from PIL import Image, ImageOps, UnidentifiedImageError
 
+from pixelseg.data.raster import GeoReference, RasterHeader
+from pixelseg.data.tiff import MAX_BANDS, read_tiff, read_tiff_header
 from pixelseg.errors import DataError
 
+__all__ = [
+    "MAX_BANDS",
+    "TIFF_SUFFIXES",
+    "ImageHeader",
+    "check_pixel_limit",
+    "image_size",
+    "read_header",
+    "read_image",
+    "read_image_and_header",
+    "read_mask",
+    "read_valid_mask",
+]
+
 TIFF_SUFFIXES = (".tif", ".tiff")
-MAX_BANDS = 13
 # EXIF orientations 5-8 transpose the image: width and height swap when it is displayed.
 _SWAPPING_ORIENTATIONS = (5, 6, 7, 8)
-_GDAL_NODATA_TAG = 42113
 _ORIENTATION_TAG = 0x0112
 
 
@@ -32,10 +47,13 @@ class ImageHeader:
     Attributes:
         height: stored height in pixels (before EXIF orientation).
         width: stored width in pixels.
-        bands: number of channels (alpha included).
+        bands: number of channels (a PNG's alpha included; every band of a TIFF).
         dtype: numpy dtype name of a sample, e.g. ``"uint8"``.
         orientation: EXIF orientation tag (1 = upright), 1 when absent.
-        nodata: the GDAL nodata value of a GeoTIFF, or ``None``.
+        nodata: the nodata value of a (Geo)TIFF, or ``None``.
+        georef: a GeoTIFF's CRS and transform, or ``None`` for a plain image.
+        reader: the library that decodes the pixels: ``"pillow"``, or for TIFFs ``"rasterio"``
+            or ``"tifffile"`` (see :mod:`pixelseg.data.tiff`).
     """
 
     height: int
@@ -44,6 +62,8 @@ class ImageHeader:
     dtype: str
     orientation: int = 1
     nodata: float | None = None
+    georef: GeoReference | None = None
+    reader: str = "pillow"
 
     @property
     def size(self) -> tuple[int, int]:
@@ -57,22 +77,15 @@ class ImageHeader:
         """Number of pixels."""
         return self.height * self.width
 
+    def raster(self) -> RasterHeader:
+        """The header as :mod:`pixelseg.data.raster` knows it."""
+        return RasterHeader(
+            self.height, self.width, self.bands, self.dtype, self.nodata, self.georef
+        )
+
 
 def _is_tiff(path: Path) -> bool:
     return path.suffix.lower() in TIFF_SUFFIXES
-
-
-def _tiff_band_axis(shape: tuple[int, ...], axes: str) -> int | None:
-    """Index of the band axis of a 3-D TIFF series, or ``None`` for a single band."""
-    if len(shape) == 2:
-        return None
-    if len(shape) != 3:
-        raise ValueError(f"unsupported TIFF shape {shape} (axes {axes})")
-    if axes.endswith("S"):
-        return 2
-    if axes.endswith("YX"):
-        return 0
-    return 2 if shape[2] <= MAX_BANDS else 0
 
 
 def _header_orientation(img: Image.Image) -> int:
@@ -88,7 +101,7 @@ def _header_orientation(img: Image.Image) -> int:
 
 
 def read_header(path: str | Path) -> ImageHeader:
-    """Read size, bands and dtype of an image without decoding its pixels.
+    """Read size, bands, dtype (and a TIFF's nodata and georeferencing) without decoding pixels.
 
     Raises:
         DataError: the file is missing or not a readable image.
@@ -97,28 +110,10 @@ def read_header(path: str | Path) -> ImageHeader:
     if not path.is_file():
         raise DataError(path, "file not found")
     if _is_tiff(path):
-        import tifffile
-
-        try:
-            with tifffile.TiffFile(path) as tif:
-                series = tif.series[0]
-                shape, axes = tuple(series.shape), series.axes
-                page = tif.pages[0]
-                tag = page.tags.get(_GDAL_NODATA_TAG)  # type: ignore[union-attr]
-                nodata = float(str(tag.value).strip("\x00 ")) if tag is not None else None
-                dtype = str(series.dtype)
-        except Exception as exc:
-            raise DataError(path, f"not a readable TIFF ({exc})") from exc
-        if len(shape) > 3:  # leading length-1 axes (a one-page stack)
-            kept = [i for i, s in enumerate(shape) if s != 1]
-            shape, axes = tuple(shape[i] for i in kept), "".join(axes[i] for i in kept)
-        try:
-            band_axis = _tiff_band_axis(shape, axes)
-        except ValueError as exc:
-            raise DataError(path, str(exc)) from exc
-        spatial = [s for i, s in enumerate(shape) if i != band_axis]
-        bands = 1 if band_axis is None else shape[band_axis]
-        return ImageHeader(spatial[0], spatial[1], bands, dtype, 1, nodata)
+        tiff, reader = read_tiff_header(path)
+        return ImageHeader(
+            tiff.height, tiff.width, tiff.bands, tiff.dtype, 1, tiff.nodata, tiff.georef, reader
+        )
     try:
         with Image.open(path) as img:
             width, height = img.size
@@ -151,28 +146,6 @@ def check_pixel_limit(path: str | Path, header: ImageHeader, max_pixels: int) ->
         )
 
 
-def _read_tiff(path: Path) -> np.ndarray:
-    import tifffile
-
-    try:
-        with tifffile.TiffFile(path) as tif:
-            series = tif.series[0]
-            axes = series.axes
-            array = series.asarray()
-    except Exception as exc:
-        if "imagecodecs" in str(exc):
-            # tifffile needs the optional imagecodecs for LZW & co; Pillow decodes the usual ones
-            return np.asarray(_drop_alpha(_open_pil(path)))
-        raise DataError(path, f"truncated or corrupt TIFF ({exc})") from exc
-    if array.ndim > 3:
-        kept = [i for i, s in enumerate(array.shape) if s != 1]
-        axes = "".join(axes[i] for i in kept)
-        array = array.squeeze()
-    if array.ndim == 3 and _tiff_band_axis(array.shape, axes) == 0:
-        array = np.moveaxis(array, 0, -1)
-    return np.ascontiguousarray(array)
-
-
 def _open_pil(path: Path) -> Image.Image:
     try:
         with warnings.catch_warnings():
@@ -197,31 +170,48 @@ def _drop_alpha(img: Image.Image) -> Image.Image:
     return img
 
 
+def _header_within(path: Path, max_pixels: int | None) -> ImageHeader:
+    header = read_header(path)
+    if max_pixels is not None:
+        check_pixel_limit(path, header, max_pixels)
+    return header
+
+
+def read_image_and_header(
+    path: str | Path, *, max_pixels: int | None = None
+) -> tuple[np.ndarray, ImageHeader]:
+    """:func:`read_image`, with the header it was read by (nodata value, georeferencing).
+
+    Raises:
+        DataError: as :func:`read_image`.
+    """
+    path = Path(path)
+    header = _header_within(path, max_pixels)
+    if header.reader == "pillow":
+        array = np.asarray(_drop_alpha(_open_pil(path)))
+    else:
+        array = read_tiff(path, header.raster(), header.reader)
+    if array.ndim == 2:
+        array = array[..., None]
+    if array.shape[2] > MAX_BANDS:
+        raise DataError(path, f"{array.shape[2]} bands; at most {MAX_BANDS} are supported")
+    return array, header
+
+
 def read_image(path: str | Path, *, max_pixels: int | None = None) -> np.ndarray:
-    """Read an image as ``(H, W, C)`` in its stored dtype, alpha dropped, EXIF-oriented.
+    """Read an image as ``(H, W, C)`` in its stored dtype, EXIF-oriented.
+
+    A PNG's, GIF's or JPEG's alpha channel is dropped (RGBA to RGB); a TIFF keeps every band, so
+    an 8-bit 4-band TIFF (RGB+NIR) reads as 4 bands.
 
     Args:
-        path: PNG, JPEG, TIFF (1-13 bands, 8/16-bit or float), GIF or BMP file.
+        path: PNG, JPEG, TIFF or GeoTIFF (1-13 bands, 8/16-bit integers or float), GIF or BMP.
         max_pixels: refuse files whose header announces more pixels than this.
 
     Raises:
         DataError: missing, corrupt, truncated, too large, or more than 13 bands.
     """
-    path = Path(path)
-    header = read_header(path)
-    if max_pixels is not None:
-        check_pixel_limit(path, header, max_pixels)
-    if _is_tiff(path):
-        array = _read_tiff(path)
-        if array.ndim == 3 and array.shape[2] == 4 and array.dtype == np.uint8:
-            array = array[..., :3]  # an 8-bit 4-band TIFF is RGBA
-    else:
-        array = np.asarray(_drop_alpha(_open_pil(path)))
-    if array.ndim == 2:
-        array = array[..., None]
-    if array.shape[2] > MAX_BANDS:
-        raise DataError(path, f"{array.shape[2]} bands; at most {MAX_BANDS} are supported")
-    return array
+    return read_image_and_header(path, max_pixels=max_pixels)[0]
 
 
 def _gray_palette(img: Image.Image) -> bool:
@@ -252,11 +242,9 @@ def read_mask(
         DataError: missing, corrupt, truncated or too large.
     """
     path = Path(path)
-    header = read_header(path)
-    if max_pixels is not None:
-        check_pixel_limit(path, header, max_pixels)
-    if _is_tiff(path):
-        array = _read_tiff(path)
+    header = _header_within(path, max_pixels)
+    if header.reader != "pillow":
+        array = read_tiff(path, header.raster(), header.reader)
     else:
         img = _open_pil(path)
         if img.mode == "P" and (palette_colours or _gray_palette(img)):

@@ -1,8 +1,9 @@
 """One semantic sample's files, and reading them into arrays (no transform, no normalisation).
 
 :func:`load_sample` decodes the image, the mask (encoded to class indices by the class map), the
-optional valid-region mask and the TIFF nodata value into one :class:`LoadedSample`, checking
-that they fit together; every problem names the file.
+optional valid-region mask and the nodata pixels (``data.nodata`` or a GeoTIFF's own value, and
+NaN in any band of a float image) into one :class:`LoadedSample`, checking that they fit
+together; every problem names the file.
 """
 
 from __future__ import annotations
@@ -90,10 +91,12 @@ def load_sample(paths: SamplePaths, classmap: ClassMap, data: DataConfig) -> Loa
     if nodata_value is None and paths.image.suffix.lower() in TIFF_SUFFIXES:
         nodata_value = read_header(paths.image).nodata  # a GeoTIFF's own GDAL_NODATA tag
     nodata = None
-    if nodata_value is not None:
-        if np.isnan(nodata_value):
-            nodata = np.isnan(image).all(axis=2)
-        else:
-            nodata = (image == nodata_value).all(axis=2)
+    if nodata_value is not None and not np.isnan(nodata_value):
+        nodata = (image == nodata_value).all(axis=2)
+    if image.dtype.kind == "f":
+        # NaN in any band is nodata whatever data.nodata says: no network can take it
+        missing = np.isnan(image).any(axis=2)
+        nodata = missing if nodata is None else nodata | missing
+    if nodata is not None:
         label[nodata] = classmap.ignore_index
     return LoadedSample(image, label, nodata, raw)

@@ -4,7 +4,7 @@ Layout::
 
     RUN_DIR/config.json        the resolved config (data root absolute)
     RUN_DIR/run.json           task, class names, palette, ignore index, normalisation, model
-                               config, the loss used and why
+                               config, the loss used and why, the training input
     RUN_DIR/checkpoints/last.safetensors   weights + optimizer + RNG + loop state (resume)
     RUN_DIR/checkpoints/best.safetensors   weights of the best validation epoch
     RUN_DIR/metrics.jsonl      one line per epoch
@@ -29,7 +29,12 @@ BEST = "checkpoints/best.safetensors"
 
 @dataclass
 class RunInfo:
-    """What a trained model needs besides its weights (``run.json``)."""
+    """What a trained model needs besides its weights (``run.json``).
+
+    ``input`` describes the training images (dtype, bands, scaling, band statistics, nodata; see
+    :class:`~pixelseg.data.input_spec.InputSpec`); it is empty for runs recorded before it was,
+    whose images the Predictor then checks by band count only.
+    """
 
     task: str
     class_names: list[str]
@@ -40,6 +45,7 @@ class RunInfo:
     in_channels: int
     loss: dict[str, Any] = field(default_factory=dict)
     extra: dict[str, Any] = field(default_factory=dict)
+    input: dict[str, Any] = field(default_factory=dict)
 
     def to_dict(self) -> dict[str, Any]:
         """JSON-friendly dict."""

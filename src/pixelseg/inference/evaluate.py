@@ -7,12 +7,51 @@ from pathlib import Path
 
 from rich.console import Console
 
-from pixelseg.config import load_config
+from pixelseg.config import Config, load_config
+from pixelseg.engine.run_dir import RunInfo
 from pixelseg.engine.writer import RunWriter
+from pixelseg.errors import ConfigError, DataError
 from pixelseg.files import atomic_write_json
 from pixelseg.inference.predictor import Predictor
 from pixelseg.metrics.results import EvaluationResult
 from pixelseg.tasks.registry import get_task
+
+
+def _other_data(data: str, info: RunInfo) -> Config:
+    """``--data``'s config for a run: the run decides the job, the config only the data.
+
+    Raises:
+        ConfigError: the config's classes are not the run's (names and order).
+    """
+    config = dataclasses.replace(load_config(data), task=info.task)
+    expected = list(info.extra.get("object_classes") or info.class_names)
+    if list(config.data.classes) != expected:
+        raise ConfigError(
+            f"--data {data}: classes {list(config.data.classes)} are not the run's {expected} "
+            "(names and order must match, or every metric would compare the wrong classes)"
+        )
+    return config
+
+
+def selection_notes(info: RunInfo, *, split: str, checkpoint: str, own_data: bool) -> list[str]:
+    """What the reported split decided in the run, said next to its numbers.
+
+    The best checkpoint is chosen on the run's ``val`` split, and the watershed / Mask R-CNN
+    thresholds are tuned there: numbers on that split are optimistic.
+    """
+    if not own_data or split != "val":
+        return []
+    notes = []
+    if checkpoint == "best":
+        notes.append(
+            "the val split chose this (best) checkpoint: its numbers are optimistic; report "
+            "a split that chose nothing (test), or evaluate --checkpoint last"
+        )
+    if info.extra.get("postprocess_tuned_on") == "val" or (
+        info.task == "instance" and info.extra.get("postprocess")
+    ):
+        notes.append("the val split also tuned the post-processing thresholds")
+    return notes
 
 
 def evaluate_predictor(
@@ -22,13 +61,22 @@ def evaluate_predictor(
 
     Returns:
         The task's metrics plus ``split``, ``task`` and ``precision``.
+
+    Raises:
+        ConfigError: ``data``'s classes differ from the run's.
+        DataError: the run's data folder is missing (a moved run: use ``data``).
     """
     config, info = predictor.config, predictor.info
     if config is None:
         raise ValueError("evaluate: the predictor has no config (use Predictor.from_run)")
     if data:
-        # The run decides the job; --data only points at (possibly other) data.
-        config = dataclasses.replace(load_config(data), task=info.task)
+        config = _other_data(data, info)
+    elif not Path(config.data.root).is_dir():
+        raise DataError(
+            config.data.root,
+            "the run's data folder is not here (a moved run?); evaluate on the data where it "
+            "is with --data CONFIG",
+        )
     datasets = get_task(info.task).build_datasets(config, (split,), info)
     result = predictor.task.evaluate(predictor.predict_normalized, datasets[split])
     result["split"] = split
@@ -53,22 +101,36 @@ def evaluate_run(
     predictor = Predictor.from_run(run_dir, device=device, checkpoint=checkpoint)
     result = evaluate_predictor(predictor, data=data, split=split)
     result["checkpoint"] = checkpoint
+    result["notes"] = selection_notes(
+        predictor.info, split=split, checkpoint=checkpoint, own_data=data is None
+    )
     return result
 
 
 def evaluate_command(
-    run_dir: str, *, data: str | None, split: str, json_path: str | None, device: str
+    run_dir: str,
+    *,
+    data: str | None,
+    split: str,
+    json_path: str | None,
+    device: str,
+    checkpoint: str = "best",
 ) -> int:
     """The ``pixelseg evaluate`` subcommand: print, and write reports under ``RUN_DIR/eval``."""
-    predictor = Predictor.from_run(run_dir, device=device)
+    predictor = Predictor.from_run(run_dir, device=device, checkpoint=checkpoint)
     result = evaluate_predictor(predictor, data=data, split=split)
-    result["checkpoint"] = "best"
+    result["checkpoint"] = checkpoint
+    result["notes"] = selection_notes(
+        predictor.info, split=split, checkpoint=checkpoint, own_data=data is None
+    )
     console = Console(highlight=False)
     title = f"{Path(run_dir).name}: {split} split ({result['num_images']} images)"
     writer = RunWriter(run_dir)
     folder = f"eval/{split}"
     writer.json(f"{folder}/metrics.json", result)
     predictor.task.print_report(result, title=title, console=console)
+    for note in result["notes"]:
+        console.print(f"[yellow]note:[/yellow] {note}", soft_wrap=True)
     predictor.task.write_report(result, title=title, writer=writer, folder=folder)
     if json_path:
         atomic_write_json(json_path, result)

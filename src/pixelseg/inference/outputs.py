@@ -1,11 +1,23 @@
 """What ``pixelseg predict`` writes for each kind of prediction, resumable image by image.
 
-Semantic predictions: ``<stem>_label.png`` (paletted class indices) and ``<stem>_overlay.png``.
-Instance predictions (watershed and Mask R-CNN alike): ``<stem>_instances.png`` (16-bit instance
-label image, objects ``1..N``), ``<stem>_overlay.png`` (contours on the image) and, for the whole
-folder, ``predictions_coco.json`` (COCO results: RLE ``segmentation``, ``bbox``, ``area``,
-``score``, the same objects as the label PNGs). Every file is written atomically, so a file that
-exists is whole and a killed run resumes where it stopped.
+Semantic predictions: ``<stem>_label.png`` (paletted class indices) and ``<stem>_overlay.png``
+(the classes' colours over the image). Instance predictions (watershed and Mask R-CNN alike):
+``<stem>_instances.png`` (16-bit instance label image, objects ``1..N``), ``<stem>_overlay.png``
+(contours on the image) and, for the whole folder, ``predictions_coco.json`` (COCO results:
+RLE ``segmentation``, ``bbox``, ``area``, ``score``, the same objects as the label images; an
+image the Predictor warned about carries its ``warnings``).
+
+A georeferenced input (a GeoTIFF) gets its label image as a GeoTIFF instead, with the input's
+CRS and transform, so it opens in QGIS over the input: ``<stem>_label.tif`` (one uint8 band, the
+class colours as its colour table) or ``<stem>_instances.tif`` (one int32 band). Nodata pixels of
+the input are left unlabelled: the semantic label image holds the ignore index there (the
+GeoTIFF's nodata value), the instance GeoTIFF ``-1`` (its nodata value; no object in the PNG),
+and the overlay shows the image alone. With ``probabilities``, ``<stem>_probs.tif`` holds the
+class probabilities (semantic; the watershed net's classes) as float32 bands named after the
+classes, NaN on nodata pixels, georeferenced like the input when it is.
+
+Every file is written atomically, so a file that exists is whole and a killed run resumes where
+it stopped.
 """
 
 from __future__ import annotations
@@ -17,11 +29,15 @@ from typing import Any, Protocol
 
 import numpy as np
 
+from pixelseg.data.raster import write_geotiff
 from pixelseg.engine.run_dir import RunInfo
 from pixelseg.files import atomic_write_json
+from pixelseg.inference.predictor import PreparedImage
 from pixelseg.structures import InstancePrediction, Prediction, SemanticPrediction
 
 COCO_FILE = "predictions_coco.json"
+#: The nodata value of an instance label GeoTIFF.
+INSTANCE_NODATA = -1
 # Rewriting the whole JSON after every image would cost O(n^2) on large folders.
 _SAVE_EVERY_S = 10.0
 
@@ -37,7 +53,7 @@ class OutputWriter(Protocol):
     def write(
         self,
         image_path: Path,
-        image: np.ndarray,
+        prepared: PreparedImage,
         prediction: Any,
         label_path: Path,
         overlay_path: Path,
@@ -48,32 +64,82 @@ class OutputWriter(Protocol):
         """Write what covers the whole folder (the COCO file)."""
 
 
+def probabilities_path(out: Path, image_path: Path) -> Path:
+    """Where the class probabilities of ``image_path`` go: ``<stem>_probs.tif``."""
+    return out / f"{image_path.stem}_probs.tif"
+
+
+def write_probabilities(
+    path: Path, probs: np.ndarray, prepared: PreparedImage, names: list[str]
+) -> Path:
+    """``(K, H, W)`` probabilities as a float32 GeoTIFF (NaN, its nodata value, on nodata)."""
+    bands = np.array(probs, dtype=np.float32, copy=True)
+    if prepared.nodata is not None:
+        bands[:, prepared.nodata] = np.nan
+    if len(names) != len(bands):
+        names = [f"class {k}" for k in range(len(bands))]
+    return write_geotiff(
+        path, bands, georef=prepared.georef, nodata=float("nan"), descriptions=names
+    )
+
+
 class SemanticOutputs:
-    """Paletted label PNGs and colour overlays."""
+    """Paletted label PNGs (label GeoTIFFs for georeferenced inputs) and colour overlays.
+
+    Args:
+        out: the output folder.
+        info: the run's record (palette, ignore index, class names).
+        probabilities: also write each image's class probabilities.
+    """
 
     label = "label"
 
-    def __init__(self, out: Path, info: RunInfo) -> None:
+    def __init__(self, out: Path, info: RunInfo, *, probabilities: bool = False) -> None:
+        self.out = out
         self.palette = info.palette
+        self.class_names = list(info.class_names)
+        self.ignore_index = int(info.ignore_index)
+        # A uint8 label image: an ignore index beyond it is stored as 255.
+        self.unlabelled = self.ignore_index if 0 <= self.ignore_index <= 255 else 255
+        self.probabilities = probabilities
 
     def is_done(self, image_path: Path, label_path: Path, overlay_path: Path) -> bool:
-        """Both PNGs exist."""
-        return label_path.exists() and overlay_path.exists()
+        """The label image and overlay (and the probabilities, when asked) exist."""
+        done = label_path.exists() and overlay_path.exists()
+        return done and (
+            not self.probabilities or probabilities_path(self.out, image_path).exists()
+        )
 
     def write(
         self,
         image_path: Path,
-        image: np.ndarray,
+        prepared: PreparedImage,
         prediction: SemanticPrediction,
         label_path: Path,
         overlay_path: Path,
     ) -> None:
-        """The overlay first, the label PNG last (its presence marks the image done)."""
+        """The overlay and probabilities first, the label image last (it marks the image done)."""
         from pixelseg.report.figures import colorize, overlay, save_png
 
         label_map = prediction.label_map.numpy()
-        save_png(overlay_path, overlay(image, colorize(label_map, self.palette)))
-        save_png(label_path, label_map, palette=self.palette)
+        colours = colorize(label_map, self.palette, self.ignore_index)
+        save_png(overlay_path, overlay(prepared.image, colours, uncoloured=prepared.nodata))
+        if self.probabilities:
+            path = probabilities_path(self.out, image_path)
+            write_probabilities(path, prediction.probs.numpy(), prepared, self.class_names)
+        labels = np.where(label_map == self.ignore_index, self.unlabelled, label_map)
+        labels = labels.astype(np.uint8)
+        if label_path.suffix == ".tif":
+            write_geotiff(
+                label_path,
+                labels,
+                georef=prepared.georef,
+                nodata=self.unlabelled,
+                descriptions=["class"],
+                palette=self.palette,
+            )
+        else:
+            save_png(label_path, labels, palette=self.palette)
 
     def close(self) -> None:
         """Nothing covers the whole folder."""
@@ -95,22 +161,27 @@ def _previous_results(path: Path) -> dict[str, tuple[dict[str, Any], list[dict[s
 
 
 class InstanceOutputs:
-    """16-bit instance label PNGs, contour overlays and the folder's COCO results file.
+    """Instance label images (16-bit PNG, or int32 GeoTIFF for georeferenced inputs), contour
+    overlays and the folder's COCO results file.
 
     Args:
         out: the output folder.
         info: the run's record (the object classes name the COCO categories).
+        probabilities: also write the watershed net's class probabilities.
     """
 
     label = "instances"
 
-    def __init__(self, out: Path, info: RunInfo) -> None:
+    def __init__(self, out: Path, info: RunInfo, *, probabilities: bool = False) -> None:
         names = info.extra.get("object_classes") or info.class_names
+        self.out = out
         self.path = out / COCO_FILE
         self.previous = _previous_results(self.path)
         self.images: list[dict[str, Any]] = []
         self.annotations: list[dict[str, Any]] = []
         self.categories = [{"id": k + 1, "name": name} for k, name in enumerate(names)]
+        self.class_names = list(info.class_names)
+        self.probabilities = probabilities
         self.saved = time.perf_counter()
 
     def _add(self, image: dict[str, Any], annotations: list[dict[str, Any]]) -> None:
@@ -132,7 +203,7 @@ class InstanceOutputs:
             self.saved = time.perf_counter()
 
     def is_done(self, image_path: Path, label_path: Path, overlay_path: Path) -> bool:
-        """Both PNGs exist and the earlier COCO file lists the image (its objects are kept)."""
+        """Both images exist and the earlier COCO file lists the image (its objects are kept)."""
         done = label_path.exists() and overlay_path.exists() and image_path.name in self.previous
         if done:
             self._add(*self.previous[image_path.name])
@@ -141,18 +212,40 @@ class InstanceOutputs:
     def write(
         self,
         image_path: Path,
-        image: np.ndarray,
+        prepared: PreparedImage,
         prediction: InstancePrediction,
         label_path: Path,
         overlay_path: Path,
     ) -> None:
-        """Overlay, label PNG, and the image's objects appended to the COCO results."""
+        """Overlay, label image, and the image's objects appended to the COCO results."""
         from pixelseg.metrics.coco import coco_results
         from pixelseg.report.instance_figures import save_contour_overlay, save_label_png16
 
+        image = prepared.image
         save_contour_overlay(overlay_path, image, prediction.label_image)
-        save_label_png16(label_path, prediction.label_image)
-        entry = {"file_name": image_path.name, "height": image.shape[0], "width": image.shape[1]}
+        if self.probabilities and prediction.class_probs is not None:
+            path = probabilities_path(self.out, image_path)
+            write_probabilities(path, prediction.class_probs, prepared, self.class_names)
+        if label_path.suffix == ".tif":
+            labels = prediction.label_image.astype(np.int32)
+            if prepared.nodata is not None:
+                labels[prepared.nodata] = INSTANCE_NODATA
+            write_geotiff(
+                label_path,
+                labels,
+                georef=prepared.georef,
+                nodata=INSTANCE_NODATA,
+                descriptions=["object"],
+            )
+        else:
+            save_label_png16(label_path, prediction.label_image)
+        entry: dict[str, Any] = {
+            "file_name": image_path.name,
+            "height": image.shape[0],
+            "width": image.shape[1],
+        }
+        if prepared.warnings:
+            entry["warnings"] = list(prepared.warnings)
         annotations = coco_results(
             prediction.label_image, prediction.scores, prediction.labels, image_id=0
         )
@@ -164,8 +257,17 @@ class InstanceOutputs:
         self._save(force=True)
 
 
-def output_writer(prediction_type: type[Prediction], out: Path, info: RunInfo) -> OutputWriter:
-    """The writer of a task's predictions (by the type its ``predict`` returns)."""
+def output_writer(
+    prediction_type: type[Prediction], out: Path, info: RunInfo, *, probabilities: bool = False
+) -> OutputWriter:
+    """The writer of a task's predictions (by the type its ``predict`` returns).
+
+    Args:
+        prediction_type: what the task's ``predict`` returns.
+        out: the output folder.
+        info: the run's record.
+        probabilities: also write the class probabilities (``<stem>_probs.tif``).
+    """
     if prediction_type is InstancePrediction:
-        return InstanceOutputs(out, info)
-    return SemanticOutputs(out, info)
+        return InstanceOutputs(out, info, probabilities=probabilities)
+    return SemanticOutputs(out, info, probabilities=probabilities)

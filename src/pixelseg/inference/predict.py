@@ -31,49 +31,101 @@ def collect_inputs(inputs: Iterable[str | Path]) -> list[Path]:
     return files
 
 
-def output_paths(out: Path, image: Path, *, label: str = "label") -> tuple[Path, Path]:
-    """Where the label PNG (``<stem>_<label>.png``) and the overlay PNG of ``image`` go."""
-    return out / f"{image.stem}_{label}.png", out / f"{image.stem}_overlay.png"
+def output_paths(
+    out: Path, image: Path, *, label: str = "label", suffix: str = ".png"
+) -> tuple[Path, Path]:
+    """Where the label image (``<stem>_<label><suffix>``) and the overlay PNG of ``image`` go."""
+    return out / f"{image.stem}_{label}{suffix}", out / f"{image.stem}_overlay.png"
 
 
-def predict_files(predictor: Predictor, files: list[Path], out: Path) -> tuple[int, int]:
+def label_suffix(image: Path) -> str:
+    """``.tif`` for a georeferenced input (its labels become a GeoTIFF), else ``.png``."""
+    from pixelseg.data.io import read_header
+
+    try:
+        georeferenced = read_header(image).georef is not None
+    except DataError:
+        return ".png"  # unreadable: predicting it says so
+    return ".tif" if georeferenced else ".png"
+
+
+def predict_files(
+    predictor: Predictor,
+    files: list[Path],
+    out: Path,
+    *,
+    probabilities: bool = False,
+    warnings: list[str] | None = None,
+) -> tuple[int, int]:
     """Write each image's outputs (see :mod:`pixelseg.inference.outputs`) into ``out``.
 
     An image whose outputs exist whole is skipped, so a killed run resumes where it stopped.
+
+    Args:
+        predictor: the trained run.
+        files: the images.
+        out: the output folder.
+        probabilities: also write each image's class probabilities (``<stem>_probs.tif``).
+        warnings: a list that receives the Predictor's warnings (images far from the training
+            images), which are also printed.
 
     Returns:
         ``(written, skipped)`` counts.
 
     Raises:
-        DataError: an unreadable image, or one whose band count differs from the training
-            images' (naming the file).
+        DataError: an unreadable image, or one whose band count or dtype differs from the
+            training images' (naming the file).
     """
     out = Path(out)
     out.mkdir(parents=True, exist_ok=True)
-    writer = output_writer(predictor.task.prediction_type, out, predictor.info)
+    info = predictor.info
+    writer = output_writer(predictor.task.prediction_type, out, info, probabilities=probabilities)
     written = skipped = 0
     with progress_bar("predict", total=len(files)) as advance:
         for path in files:
-            label_path, overlay_path = output_paths(out, path, label=writer.label)
+            suffix = label_suffix(path)
+            label_path, overlay_path = output_paths(out, path, label=writer.label, suffix=suffix)
             if writer.is_done(path, label_path, overlay_path):
                 skipped += 1
             else:
-                image, normalized = predictor.prepare(path)
-                prediction = predictor.predict_normalized(normalized)
-                writer.write(path, image, prediction, label_path, overlay_path)
+                prepared = predictor.load(path)
+                prediction = predictor.predict_prepared(prepared)
+                writer.write(path, prepared, prediction, label_path, overlay_path)
+                if warnings is not None:
+                    warnings += prepared.warnings
                 written += 1
             advance()
     writer.close()
     return written, skipped
 
 
-def predict_command(run_dir: str, inputs: list[str], *, out: str, device: str) -> int:
-    """The ``pixelseg predict`` subcommand."""
+def predict_command(
+    run_dir: str, inputs: list[str], *, out: str, device: str, probabilities: bool = False
+) -> int:
+    """The ``pixelseg predict`` subcommand.
+
+    Args:
+        run_dir: the trained run.
+        inputs: image files or folders.
+        out: the output folder.
+        device: ``"auto"``, ``"cpu"``, ``"cuda"``...
+        probabilities: also write the class probabilities as float32 GeoTIFFs.
+    """
     files = collect_inputs(inputs)
     predictor = Predictor.from_run(run_dir, device=device)
     out_dir = Path(out)
-    written, skipped = predict_files(predictor, files, out_dir)
-    Console(highlight=False).print(
+    warnings: list[str] = []
+    written, skipped = predict_files(
+        predictor, files, out_dir, probabilities=probabilities, warnings=warnings
+    )
+    console = Console(highlight=False)
+    console.print(
         f"predicted {written} image(s), skipped {skipped} already done; outputs in {out_dir}"
     )
+    if warnings:
+        console.print(
+            f"[yellow]{len(warnings)} image(s) far from the training images[/yellow] (warned "
+            "above): check their predictions before trusting them",
+            soft_wrap=True,
+        )
     return 0

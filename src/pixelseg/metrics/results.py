@@ -50,6 +50,7 @@ class SemanticResult(ConfusionResult, total=False):
     task: str
     checkpoint: str
     precision: str
+    notes: list[str]
 
 
 class MatchingSummary(TypedDict, total=False):
@@ -125,6 +126,7 @@ class InstanceResult(TypedDict, total=False):
     task: str
     checkpoint: str
     precision: str
+    notes: list[str]
 
 
 #: What a task's ``evaluate`` returns.

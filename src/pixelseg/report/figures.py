@@ -33,15 +33,33 @@ def display_image(image: np.ndarray) -> np.ndarray:
         array = array[..., None]
     array = array[..., :3] if array.shape[2] >= 3 else np.repeat(array[..., :1], 3, axis=2)
     if image.dtype != np.uint8:
-        low, high = np.percentile(array, (1, 99))
+        finite = array[np.isfinite(array)]
+        low, high = np.percentile(finite, (1, 99)) if finite.size else (0.0, 1.0)
         array = (array - low) / max(high - low, 1e-6) * 255
-    return np.clip(array, 0, 255).astype(np.uint8)
+    return np.clip(np.nan_to_num(array), 0, 255).astype(np.uint8)
 
 
-def overlay(image: np.ndarray, colours: np.ndarray, alpha: float = 0.45) -> np.ndarray:
-    """Blend a colour label map over an image."""
-    base = display_image(image).astype(np.float32)
-    return np.clip((1 - alpha) * base + alpha * colours.astype(np.float32), 0, 255).astype(np.uint8)
+def overlay(
+    image: np.ndarray,
+    colours: np.ndarray,
+    alpha: float = 0.45,
+    *,
+    uncoloured: np.ndarray | None = None,
+) -> np.ndarray:
+    """Blend a colour label map over an image.
+
+    Args:
+        image: ``(H, W, C)`` of any dtype or band count (shown as by :func:`display_image`).
+        colours: ``(H, W, 3)`` uint8 colours.
+        alpha: weight of the colours.
+        uncoloured: ``(H, W)`` bool pixels shown as the image alone (nodata), or ``None``.
+    """
+    base = display_image(image)
+    blended = (1 - alpha) * base.astype(np.float32) + alpha * colours.astype(np.float32)
+    result = np.clip(blended, 0, 255).astype(np.uint8)
+    if uncoloured is not None:
+        result[uncoloured] = base[uncoloured]
+    return result
 
 
 def save_png(

@@ -29,6 +29,7 @@ def semantic_html(metrics: SemanticResult, *, title: str, images: list[Path]) ->
     out.append(f"<style>{_STYLE}</style><h1>{html.escape(title)}</h1><ul>")
     out += [f"<li>{html.escape(line)}</li>" for line in summary_lines(metrics)]
     out += [f"<li class='warn'>warning: {html.escape(w)}</li>" for w in semantic_warnings(metrics)]
+    out += [f"<li class='warn'>note: {html.escape(n)}</li>" for n in metrics.get("notes", [])]
     out.append("</ul><table><tr><th>class</th><th>IoU %</th><th>Dice %</th>")
     out.append("<th>boundary F1 %</th></tr>")
     for name, iou, dice, bf1 in per_class_rows(metrics):

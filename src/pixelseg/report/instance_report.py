@@ -133,4 +133,5 @@ def instance_markdown(result: InstanceResult, *, title: str) -> str:
             f"- {coco_note(coco)}",
         ]
     out += [f"- {line}" for line in counting_lines(result.get("counting"))]
+    out += [f"- **note**: {note}" for note in result.get("notes", [])]
     return "\n".join(out) + "\n"

@@ -107,6 +107,7 @@ def semantic_markdown(metrics: SemanticResult, *, title: str) -> str:
     out = [f"# {title}", ""]
     out += [f"- {line}" for line in summary_lines(metrics)]
     out += [f"- **warning**: {w}" for w in semantic_warnings(metrics)]
+    out += [f"- **note**: {note}" for note in metrics.get("notes", [])]
     out += ["", "| class | IoU % | Dice % | boundary F1 % |", "|---|---:|---:|---:|"]
     for name, iou, dice, bf1 in per_class_rows(metrics):
         out.append(

@@ -12,6 +12,7 @@ from __future__ import annotations
 
 from pathlib import Path
 
+from pixelseg.errors import ConfigError
 from pixelseg.models.encoders.base import Encoder, check_choice
 from pixelseg.models.encoders.mobilenet import MobileNetV3Encoder
 from pixelseg.models.encoders.resnet import RESNETS, ResNetEncoder
@@ -52,7 +53,18 @@ def create_encoder(
 
     Returns:
         The encoder; ``forward`` maps ``(N, in_channels, H, W)`` to five feature maps.
+
+    Raises:
+        ConfigError: ``weights="imagenet"`` with ``norm="group"``: the pretrained BatchNorm
+            statistics and affine parameters belong to BatchNorm, and copied into GroupNorm
+            they give a mismatched network.
     """
+    if weights == "imagenet" and norm == "group":
+        raise ConfigError(
+            "model: weights = 'imagenet' with norm = 'group' would copy BatchNorm statistics "
+            "into GroupNorm layers, which then compute something else; use norm = 'batch' "
+            "with pretrained weights (or no pretrained weights with GroupNorm)"
+        )
     if name.startswith(TIMM_PREFIX) and len(name) > len(TIMM_PREFIX):
         return TimmEncoder(
             name[len(TIMM_PREFIX) :],

@@ -52,6 +52,8 @@ def build_instance_job(config: Config, splits: Sequence[str], info: RunInfo | No
         ConfigError: the model is not a Mask R-CNN preset, or an option is invalid.
         DataError: the dataset has errors.
     """
+    from pixelseg.data.input_spec import describe_training_input
+    from pixelseg.data.instance.compact import instance_key
     from pixelseg.models.registry import create_model
     from pixelseg.tasks.instance.factory import instance_task_from_run
 
@@ -85,6 +87,9 @@ def build_instance_job(config: Config, splits: Sequence[str], info: RunInfo | No
                 "summed",
             },
             extra={"anchors": anchors},
+            input=describe_training_input(
+                datasets.get("train", first), key=instance_key, nodata=config.data.nodata
+            ).to_dict(),
         )
         sampling = getattr(datasets.get("train"), "crop_sampling", None)
         if sampling:

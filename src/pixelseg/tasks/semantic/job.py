@@ -52,9 +52,13 @@ def build_semantic_job(config: Config, splits: Sequence[str], info: RunInfo | No
     """The semantic job of ``config``; a trained run's ``info`` reuses its decisions.
 
     A new run records how its training crops are placed (``info.extra["crop_sampling"]``, see
-    :mod:`pixelseg.data.foreground`), so that a resumed run crops exactly as it started.
+    :mod:`pixelseg.data.foreground`), so that a resumed run crops exactly as it started, and its
+    training input (``info.input``: dtype, bands, scaling, band statistics, nodata), which the
+    Predictor checks images against.
     """
     from pixelseg.data.build import build_datasets, class_pixel_counts, collate_semantic
+    from pixelseg.data.folder import sample_key
+    from pixelseg.data.input_spec import describe_training_input
     from pixelseg.data.normalize import Normalizer
     from pixelseg.models.registry import create_model
     from pixelseg.tasks.semantic.factory import semantic_task_from_run
@@ -92,6 +96,10 @@ def build_semantic_job(config: Config, splits: Sequence[str], info: RunInfo | No
             in_channels=first.in_channels,
             loss=resolve_loss(config, counts, class_names),
             extra={"crop_sampling": train.crop_sampling} if train.crop_sampling else {},
+            # What the Predictor checks an image against (from the cache: nothing decoded).
+            input=describe_training_input(
+                train, key=sample_key, nodata=config.data.nodata
+            ).to_dict(),
         )
     else:
         model = build_model_from_info(info)

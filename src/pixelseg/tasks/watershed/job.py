@@ -73,6 +73,8 @@ def build_watershed_job(config: Config, splits: Sequence[str], info: RunInfo | N
     The targets and post-processing come from ``info.extra`` when evaluating a trained run, so
     evaluating on other data (``--data``) keeps the run's settings.
     """
+    from pixelseg.data.input_spec import describe_training_input
+    from pixelseg.data.instance.compact import instance_key
     from pixelseg.models.registry import create_model
     from pixelseg.tasks.watershed.factory import watershed_task_from_run
 
@@ -102,6 +104,11 @@ def build_watershed_job(config: Config, splits: Sequence[str], info: RunInfo | N
                 "object_classes": list(first.classes),
                 "postprocess": default_postprocess(settings),
             },
+            input=describe_training_input(
+                datasets["train"].instances if "train" in datasets else first,
+                key=instance_key,
+                nodata=config.data.nodata,
+            ).to_dict(),
         )
         sampling = datasets["train"].crop_sampling if "train" in datasets else None
         if sampling:
