@@ -28,7 +28,7 @@ def colorize(
 
 def display_image(image: np.ndarray) -> np.ndarray:
     """An ``(H, W, C)`` image of any dtype or band count as 8-bit RGB (percentile stretch)."""
-    array = image.astype(np.float32)
+    array: np.ndarray = image.astype(np.float32)
     if array.ndim == 2:
         array = array[..., None]
     array = array[..., :3] if array.shape[2] >= 3 else np.repeat(array[..., :1], 3, axis=2)
