@@ -150,7 +150,7 @@ def test_exit_codes_json_and_cli(dataset: Path, capsys: pytest.CaptureFixture[st
     assert check_command(dataset) == 0  # imbalance is only a warning
     out = capsys.readouterr().out
     assert "majority-class pixel accuracy baseline" in out and "building" in out
-    assert "recommended loss: Dice + weighted CE" in out
+    assert 'loss.name = "auto" gives "dice_ce" with class_weighting "median"' in out
     assert check_command(dataset, strict=True) == 1
     capsys.readouterr()
     assert check_command(dataset, json_path="-") == 0

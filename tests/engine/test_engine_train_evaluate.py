@@ -12,6 +12,7 @@ from PIL import Image
 
 from pixelseg.cli import main
 from pixelseg.config import load_config
+from pixelseg.data.check import check_dataset
 from pixelseg.data.synthetic import write_synthetic_semantic
 from pixelseg.inference.evaluate import evaluate_run
 from pixelseg.inference.predict import predict_files
@@ -38,7 +39,7 @@ def trained_run(tmp_path_factory: pytest.TempPathFactory) -> tuple[Path, Path]:
 
 
 def test_run_directory_holds_everything_needed(trained_run: tuple[Path, Path]) -> None:
-    _, run_dir = trained_run
+    config_path, run_dir = trained_run
     for name in ("config.json", "run.json", "metrics.jsonl", "train.log", "summary.json"):
         assert (run_dir / name).is_file(), name
     info = json.loads((run_dir / "run.json").read_text())
@@ -46,6 +47,9 @@ def test_run_directory_holds_everything_needed(trained_run: tuple[Path, Path]) -
     assert len(info["normalizer"]["mean"]) == 3
     assert info["loss"]["name"] == "dice_ce"  # the synthetic data is imbalanced on purpose
     assert "building" in info["loss"]["reason"]
+    report = check_dataset(load_config(config_path, SETTINGS))  # check prints the same rule
+    assert report.loss_reason == info["loss"]["reason"] and report.recommended_weighting == "median"
+    assert info["loss"]["weighting"] == "median"
     lines = (run_dir / "metrics.jsonl").read_text().splitlines()
     assert [json.loads(line)["epoch"] for line in lines] == [1, 2, 3]
     assert not list(run_dir.rglob("*.tmp")), "temporary files left behind"

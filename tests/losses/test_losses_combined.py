@@ -1,4 +1,4 @@
-"""build_loss from the config and the imbalance rule choose_loss."""
+"""build_loss from the config."""
 
 from __future__ import annotations
 
@@ -11,7 +11,6 @@ from pixelseg.errors import ConfigError
 from pixelseg.losses import (
     WeightedSumLoss,
     build_loss,
-    choose_loss,
     cross_entropy_loss,
     dice_loss,
     focal_loss,
@@ -89,33 +88,6 @@ def test_auto_unknown_and_wrong_weights_raise() -> None:
             ignore_index=IGNORE,
             class_weights=torch.ones(4),
         )
-
-
-def test_choose_loss_balanced_gives_plain_ce() -> None:
-    name, weighting, reason = choose_loss([300, 300, 400], class_names=["a", "b", "c"])
-    assert (name, weighting) == ("ce", "none")
-    assert "balanced" in reason and "'a'" in reason
-
-
-def test_choose_loss_rare_class_gives_weighted_dice_ce() -> None:
-    counts = torch.tensor([990, 9, 1000])
-    name, weighting, reason = choose_loss(counts, class_names=["bg", "vessel", "sky"])
-    assert (name, weighting) == ("dice_ce", "median")
-    assert "'vessel'" in reason and "%" in reason
-    weights = class_weights_from_counts(counts, method=weighting)
-    loss = build_loss(
-        LossConfig(name=name), num_classes=3, ignore_index=IGNORE, class_weights=weights
-    )
-    logits, target = _batch()
-    assert torch.isfinite(loss(logits, target))
-
-
-def test_choose_loss_ratio_alone_counts() -> None:
-    name, _, reason = choose_loss([200.0, 15.0, 200.0])  # smallest 3.6 %, ratio 13.3
-    assert name == "dice_ce" and "ratio" in reason
-    assert choose_loss([0, 5, 5])[0] == "dice_ce"  # an empty class is the extreme case
-    with pytest.raises(ValueError):
-        choose_loss([0, 0])
 
 
 @pytest.mark.gpu

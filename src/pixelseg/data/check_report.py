@@ -13,8 +13,7 @@ from rich.table import Table
 from pixelseg.data.class_weights import class_weights_from_counts
 from pixelseg.errors import DataError
 from pixelseg.files import atomic_write_text
-
-RARE_FRACTION = 0.01
+from pixelseg.losses.auto import RARE_FRACTION, choose_loss, rare_classes
 
 
 @dataclass(frozen=True)
@@ -53,7 +52,9 @@ class CheckReport:
         ignored_pixels: void / invalid / nodata pixels.
         class_weights: suggested cross-entropy weights (``class_weights_method``) from train.
         class_weights_method: how ``class_weights`` were computed.
-        recommended_loss: ``loss.name`` that the diagnosis suggests (``"dice_ce"`` or ``"ce"``).
+        recommended_loss: what ``loss.name = "auto"`` resolves to on these training pixels.
+        recommended_weighting: the class weighting ``"auto"`` gives (``"median"`` or ``"none"``).
+        loss_reason: the rule's one-sentence reason, as the training log prints it.
         errors: problems that make the dataset unusable (exit code 1).
         warnings: problems worth knowing (exit code 0 unless ``--strict``).
     """
@@ -73,7 +74,9 @@ class CheckReport:
     ignored_pixels: int = 0
     class_weights: list[float] = field(default_factory=list)
     class_weights_method: str = "median"
-    recommended_loss: str = "ce"
+    recommended_loss: str = "dice_ce"
+    recommended_weighting: str = "none"
+    loss_reason: str = ""
     errors: list[Problem] = field(default_factory=list)
     warnings: list[Problem] = field(default_factory=list)
 
@@ -102,9 +105,7 @@ class CheckReport:
     @property
     def rare_classes(self) -> list[str]:
         """Classes under 1 % of labelled pixels (absent ones included)."""
-        return [
-            name for name, freq in zip(self.classes, self.class_frequencies) if freq < RARE_FRACTION
-        ]
+        return rare_classes(self.class_frequencies, self.classes)
 
     def to_dict(self) -> dict[str, Any]:
         """A JSON-friendly dict with the derived numbers included."""
@@ -176,13 +177,11 @@ def print_report(report: CheckReport, console: Console) -> None:
         )
         baseline = report.majority_baseline or 0.0
         console.print(f"majority-class pixel accuracy baseline: {100 * baseline:.2f} %")
-        if report.rare_classes:
-            console.print(
-                f'recommended loss: Dice + weighted CE (loss.name = "{report.recommended_loss}") '
-                f"with the {report.class_weights_method}-frequency CE weights above"
-            )
-        else:
-            console.print('no class under 1 % of pixels; recommended loss.name = "ce"')
+        console.print(
+            f'loss.name = "auto" gives "{report.recommended_loss}" with class_weighting '
+            f'"{report.recommended_weighting}": {escape(report.loss_reason)}',
+            highlight=False,
+        )
     print_problems(report, console)
 
 
@@ -231,18 +230,7 @@ def diagnose(report: CheckReport) -> None:
     for name, pixels in zip(report.classes, report.class_pixels):
         if pixels == 0:
             report.warnings.append(Problem("", f"class {name!r} never occurs in the masks read"))
-    rare = report.rare_classes
-    if rare:
-        report.recommended_loss = "dice_ce"
-        listed = ", ".join(
-            f"{name} ({100 * freq:.2f} %)"
-            for name, freq in zip(report.classes, report.class_frequencies)
-            if name in rare
-        )
-        report.warnings.append(
-            Problem(
-                "",
-                f"class imbalance: {listed} under 1 % of pixels; use Dice + weighted CE "
-                '(loss.name = "dice_ce", median-frequency class weights)',
-            )
-        )
+    chosen = choose_loss(basis, class_names=report.classes)
+    report.recommended_loss, report.recommended_weighting, report.loss_reason = chosen
+    if report.recommended_weighting != "none":
+        report.warnings.append(Problem("", f"class imbalance: {report.loss_reason}"))

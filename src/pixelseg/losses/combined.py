@@ -1,16 +1,14 @@
-"""A weighted sum of losses built from ``[loss]`` in the config, and the imbalance diagnosis rule.
+"""A weighted sum of losses built from ``[loss]`` in the config.
 
-``choose_loss`` is what ``name = "auto"`` means: the caller (engine or ``pixelseg check``) counts
-the training split's pixels per class, calls it, logs the reason, and hands the resolved name to
-:func:`build_loss`.
+``name = "auto"`` is resolved before, by :func:`pixelseg.losses.auto.choose_loss`: the caller
+(the semantic job or ``pixelseg check``) counts the training split's pixels per class, calls it,
+logs the reason, and hands the resolved name to :func:`build_loss`.
 """
 
 from __future__ import annotations
 
-import math
-from collections.abc import Mapping, Sequence
+from collections.abc import Mapping
 
-import torch
 from torch import Tensor, nn
 
 from pixelseg.config import LossConfig
@@ -20,11 +18,6 @@ from pixelseg.losses.dice import DiceLoss
 from pixelseg.losses.focal import FocalLoss
 
 LOSS_NAMES = ("ce", "dice", "focal", "dice_ce", "focal_dice")
-
-#: A class under this fraction of the labelled pixels makes the data "imbalanced".
-RARE_FRACTION = 0.01
-#: A largest/smallest class pixel ratio above this makes the data "imbalanced".
-MAX_RATIO = 10.0
 
 
 class WeightedSumLoss(nn.Module):
@@ -81,7 +74,7 @@ def build_loss(
 
     Args:
         loss_cfg: The ``[loss]`` section; ``name="auto"`` must be resolved with
-            :func:`choose_loss` before.
+            :func:`pixelseg.losses.auto.choose_loss` before.
         num_classes: Number of output channels of the model.
         ignore_index: Target value of pixels that never count.
         class_weights: ``(C,)`` per-class weights (``(2,)`` when binary) or ``None``.
@@ -115,55 +108,3 @@ def build_loss(
         dice = DiceLoss(mode=mode, ignore_index=ignore_index, smooth=loss_cfg.smooth)
         terms["dice"] = (dice, loss_cfg.dice_weight)
     return WeightedSumLoss(terms)
-
-
-def choose_loss(
-    class_frequencies: Tensor | Sequence[float],
-    *,
-    class_names: Sequence[str] | None = None,
-    rare_fraction: float = RARE_FRACTION,
-    max_ratio: float = MAX_RATIO,
-) -> tuple[str, str, str]:
-    """Resolve ``loss.name = "auto"`` from the training split's class frequencies.
-
-    The rule: if any class is under ``rare_fraction`` (1 %) of the labelled pixels, or the
-    largest class has more than ``max_ratio`` (10) times the pixels of the smallest, the data is
-    imbalanced and gets Dice + cross-entropy weighted by median-frequency balancing; otherwise
-    plain cross-entropy.
-
-    Args:
-        class_frequencies: ``(C,)`` pixel counts (or fractions) per class, ignored pixels left out.
-        class_names: Names used in the reason (default: class indices).
-        rare_fraction: Fraction under which a class is rare.
-        max_ratio: Largest/smallest class ratio above which the data is imbalanced.
-
-    Returns:
-        ``(loss name, class weighting, reason)``: ``("dice_ce", "median", ...)`` or
-        ``("ce", "none", ...)``; the reason is one sentence for the log.
-    """
-    freqs = torch.as_tensor(class_frequencies, dtype=torch.float64).flatten()
-    if freqs.numel() == 0 or bool((freqs < 0).any()) or float(freqs.sum()) <= 0:
-        raise ValueError("class frequencies must be non-negative with a positive sum")
-    names = [str(i) for i in range(freqs.numel())] if class_names is None else list(class_names)
-    if len(names) != freqs.numel():
-        raise ValueError(f"{len(names)} class names for {freqs.numel()} frequencies")
-    fractions = freqs / freqs.sum()
-    smallest = int(fractions.argmin())
-    min_fraction = float(fractions[smallest])
-    ratio = float(fractions.max()) / min_fraction if min_fraction > 0 else math.inf
-    findings = []
-    if min_fraction < rare_fraction:
-        findings.append(
-            f"class {names[smallest]!r} is {100 * min_fraction:.2f} % of pixels "
-            f"(< {100 * rare_fraction:g} %)"
-        )
-    if ratio > max_ratio:
-        findings.append(f"largest/smallest class ratio {ratio:.1f} > {max_ratio:g}")
-    if findings:
-        reason = "; ".join(findings) + ": Dice + median-frequency weighted cross-entropy"
-        return "dice_ce", "median", reason
-    reason = (
-        f"classes are balanced (smallest {names[smallest]!r} is {100 * min_fraction:.2f} % of "
-        f"pixels, largest/smallest ratio {ratio:.1f} <= {max_ratio:g}): plain cross-entropy"
-    )
-    return "ce", "none", reason
