@@ -1,5 +1,5 @@
 #!/bin/bash
-# The loss ablation behind loss.name = "auto" (src/pixelseg/losses/auto.py, docs/loss_rule.md).
+# The loss ablation behind loss.name = "auto" (src/pixelseg/data/loss_rule.py, docs/loss_rule.md).
 # Fixed work (300 steps of 4 crops), not a time budget, so the comparison does not depend on what
 # else the machine runs. Trained on the benchmark split's train images (bench/splits.py), scored
 # on its val images (never its test split), final weights (one validation, after the last step).

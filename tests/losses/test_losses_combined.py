@@ -6,7 +6,6 @@ import pytest
 import torch
 
 from pixelseg.config import LossConfig
-from pixelseg.data.class_weights import class_weights_from_counts
 from pixelseg.errors import ConfigError
 from pixelseg.losses import (
     WeightedSumLoss,

@@ -11,9 +11,9 @@ from rich.markup import escape
 from rich.table import Table
 
 from pixelseg.data.class_weights import class_weights_from_counts
+from pixelseg.data.loss_rule import RARE_FRACTION, choose_loss, rare_classes
 from pixelseg.errors import DataError
 from pixelseg.files import atomic_write_text
-from pixelseg.losses.auto import RARE_FRACTION, choose_loss, rare_classes
 
 
 @dataclass(frozen=True)

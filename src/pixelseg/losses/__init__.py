@@ -1,6 +1,6 @@
 """Segmentation losses: a function and a module each, plus ``build_loss`` from the config."""
 
-from pixelseg.losses.auto import choose_loss
+from pixelseg.data.loss_rule import choose_loss
 from pixelseg.losses.combined import LOSS_NAMES, WeightedSumLoss, build_loss
 from pixelseg.losses.cross_entropy import CrossEntropyLoss, cross_entropy_loss
 from pixelseg.losses.dice import DiceLoss, dice_loss

@@ -1,6 +1,6 @@
 """A weighted sum of losses built from ``[loss]`` in the config.
 
-``name = "auto"`` is resolved before, by :func:`pixelseg.losses.auto.choose_loss`: the caller
+``name = "auto"`` is resolved before, by :func:`pixelseg.data.loss_rule.choose_loss`: the caller
 (the semantic job or ``pixelseg check``) counts the training split's pixels per class, calls it,
 logs the reason, and hands the resolved name to :func:`build_loss`.
 """
@@ -74,7 +74,7 @@ def build_loss(
 
     Args:
         loss_cfg: The ``[loss]`` section; ``name="auto"`` must be resolved with
-            :func:`pixelseg.losses.auto.choose_loss` before.
+            :func:`pixelseg.data.loss_rule.choose_loss` before.
         num_classes: Number of output channels of the model.
         ignore_index: Target value of pixels that never count.
         class_weights: ``(C,)`` per-class weights (``(2,)`` when binary) or ``None``.

@@ -20,7 +20,7 @@ def resolve_loss(config: Config, counts: torch.Tensor, class_names: list[str]) -
         ``{"name", "weighting", "reason", "class_weights"}`` for the log and ``run.json``.
     """
     from pixelseg.data.class_weights import class_weights_from_counts
-    from pixelseg.losses.auto import choose_loss
+    from pixelseg.data.loss_rule import choose_loss
 
     name, weighting, reason = choose_loss(counts.clamp(min=0), class_names=class_names)
     if config.loss.name != "auto":

@@ -1,8 +1,8 @@
 """What ``loss.name = "auto"`` means: one rule, used by training and printed by ``pixelseg check``.
 
 The rule is what the repository's loss ablation measured (``docs/loss_rule.md``,
-``bench/loss_ablation.sh``): fixed work (300 steps of 4 crops, U-Net ResNet-18), the benchmark split's train images, scored on
-its val images, one seed:
+``bench/loss_ablation.sh``): fixed work (300 steps of 4 crops, U-Net ResNet-18), the benchmark
+split's train images, scored on its val images, one seed:
 
 ============  ======  ========  ===================
 dataset       CE      Dice+CE   Dice+median-wt. CE
