@@ -9,6 +9,7 @@ from __future__ import annotations
 import argparse
 import sys
 from collections.abc import Callable, Sequence
+from pathlib import Path
 
 from pixelseg import __version__
 from pixelseg.errors import PixelsegError
@@ -33,6 +34,7 @@ def _cmd_train(args: argparse.Namespace) -> int:
         max_time=args.max_time,
         precision=args.precision,
         device=args.device,
+        overwrite=args.overwrite,
     )
 
 
@@ -52,7 +54,17 @@ def _cmd_evaluate(args: argparse.Namespace) -> int:
 def _cmd_predict(args: argparse.Namespace) -> int:
     from pixelseg.inference.predict import predict_command
 
-    return predict_command(args.run_dir, args.inputs, out=args.out, device=args.device)
+    return predict_command(
+        args.run_dir,
+        args.inputs,
+        out=args.out,
+        device=args.device,
+        probabilities=args.probabilities,
+        tile=args.tile,
+        tile_overlap=args.tile_overlap,
+        tta=args.tta,
+        overwrite=args.overwrite,
+    )
 
 
 def _cmd_demo(args: argparse.Namespace) -> int:
@@ -85,6 +97,7 @@ def build_parser() -> argparse.ArgumentParser:
     p.add_argument("--out", help="run directory (default runs/<config name>)")
     p.add_argument("--set", action="append", metavar="KEY=VALUE", help="override a config key")
     p.add_argument("--resume", action="store_true", help="continue the run in --out")
+    p.add_argument("--overwrite", action="store_true", help="replace the run already in --out")
     p.add_argument("--max-time", type=float, help="wall-clock budget in seconds")
     p.add_argument("--precision", choices=["auto", "fp32", "bf16", "fp16"])
     p.add_argument("--device", default="auto")
@@ -107,6 +120,25 @@ def build_parser() -> argparse.ArgumentParser:
     p.add_argument("inputs", nargs="+")
     p.add_argument("--out", required=True)
     p.add_argument("--device", default="auto")
+    p.add_argument(
+        "--probabilities", action="store_true", help="also write the class probabilities"
+    )
+    p.add_argument(
+        "--tile",
+        default="auto",
+        help="sliding-window tiles: auto (images over 4096x4096 px, semantic runs), off, or a "
+        "tile size in px",
+    )
+    p.add_argument("--tile-overlap", type=int, help="tile overlap in px (default: a quarter tile)")
+    p.add_argument(
+        "--tta", action="store_true", help="average over flips and 90° rotations (8 passes)"
+    )
+    p.add_argument(
+        "--overwrite",
+        action="store_true",
+        help="redo outputs that exist (default: skip those "
+        "this run and checkpoint wrote with these options)",
+    )
 
     p = add("demo", _cmd_demo, "Train, evaluate and predict on bundled synthetic data.")
     p.add_argument("--out", default="runs/demo")
@@ -126,6 +158,33 @@ def main(argv: Sequence[str] | None = None) -> int:
     except KeyboardInterrupt:
         print(f"pixelseg {args.command}: interrupted", file=sys.stderr)
         return 130
+    except Exception as exc:  # an internal error: a short message, the traceback in a file
+        log = write_crash_log(argv)
+        print(
+            f"pixelseg {args.command}: internal error: {type(exc).__name__}: {exc} "
+            f"(traceback in {log}; please report it)",
+            file=sys.stderr,
+        )
+        return 1
+
+
+def write_crash_log(argv: Sequence[str] | None) -> Path:
+    """Write the current exception's traceback and the command line to a crash log file.
+
+    The file goes to ``$PIXELSEG_CRASH_DIR`` (default: the system temporary folder), named by
+    the time and process id.
+    """
+    import os
+    import tempfile
+    import time
+    import traceback
+
+    folder = Path(os.environ.get("PIXELSEG_CRASH_DIR") or tempfile.gettempdir())
+    folder.mkdir(parents=True, exist_ok=True)
+    path = folder / f"pixelseg-crash-{time.strftime('%Y%m%d-%H%M%S')}-{os.getpid()}.log"
+    command = " ".join(["pixelseg", *(sys.argv[1:] if argv is None else argv)])
+    path.write_text(f"{command}\n\n{traceback.format_exc()}", encoding="utf-8")
+    return path
 
 
 if __name__ == "__main__":

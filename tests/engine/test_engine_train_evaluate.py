@@ -14,10 +14,11 @@ from pixelseg.cli import main
 from pixelseg.config import load_config
 from pixelseg.data.check import check_dataset
 from pixelseg.data.synthetic import write_synthetic_semantic
+from pixelseg.engine.run_dir import config_changes
 from pixelseg.inference.evaluate import evaluate_run
 from pixelseg.inference.predict import predict_files
 from pixelseg.inference.predictor import Predictor
-from pixelseg.train import train
+from pixelseg.train import refuse_existing_run, train
 
 SETTINGS = [
     'model.name="unet"',
@@ -154,3 +155,41 @@ def test_validation_every_second_epoch_and_after_the_last(tmp_path: Path) -> Non
     lines = (tmp_path / "run" / "metrics.jsonl").read_text().splitlines()
     records = [json.loads(line) for line in lines]
     assert ["val_miou" in r for r in records] == [False, True, True]
+
+
+def test_training_into_an_old_run_is_refused_unless_overwrite(
+    tmp_path: Path, capsys: pytest.CaptureFixture[str]
+) -> None:
+    config_path = write_synthetic_semantic(tmp_path / "data", n_images=4, size=32)
+    old = tmp_path / "old"
+    (old / "checkpoints").mkdir(parents=True)
+    (old / "metrics.jsonl").write_text('{"epoch": 1}\n')
+    (old / "checkpoints" / "last.safetensors").write_bytes(b"x")
+    (old / "notes.txt").write_text("mine")
+    assert main(["train", str(config_path), "--out", str(old)]) == 1
+    err = capsys.readouterr().err
+    assert f"{old} already holds a run (metrics.jsonl, checkpoints): --resume" in err
+    assert len(err.strip().splitlines()) == 1
+    assert (old / "metrics.jsonl").read_text() == '{"epoch": 1}\n'  # untouched
+    refuse_existing_run(old, resume=True, overwrite=False)  # resuming is what it is for
+    refuse_existing_run(old, resume=False, overwrite=True)
+    assert sorted(p.name for p in old.iterdir()) == ["notes.txt"]  # only the run's files go
+    refuse_existing_run(tmp_path / "new", resume=False, overwrite=False)
+
+
+def test_config_changes_lists_nested_keys() -> None:
+    old = {"train": {"lr": 0.01, "epochs": 3}, "task": "semantic"}
+    new = {"train": {"lr": 0.5, "epochs": 3}, "task": "semantic", "extra": 1}
+    assert config_changes(old, new) == ["extra: None -> 1", "train.lr: 0.01 -> 0.5"]
+    assert config_changes(old, old) == []
+
+
+def test_resume_says_which_changes_it_cannot_honour(tmp_path: Path) -> None:
+    config_path = write_synthetic_semantic(tmp_path / "data", n_images=4, size=32)
+    settings = [*SETTINGS[:2], "train.epochs=1", "train.batch_size=2", "train.crop_size=32"]
+    train(load_config(config_path, settings), tmp_path / "run")
+    changed = load_config(config_path, [*settings, "train.lr=0.5", "train.max_time=60"])
+    train(changed, tmp_path / "run", resume=True)
+    log = (tmp_path / "run" / "train.log").read_text()
+    assert "--resume continues the run as it was configured; ignored: train.lr:" in log
+    assert "-> 0.5" in log and "max_time" not in log.split("ignored:")[1].split("(only")[0]

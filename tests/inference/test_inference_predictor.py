@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+from collections.abc import Callable
 from pathlib import Path
 
 import numpy as np
@@ -9,54 +10,18 @@ import pytest
 import torch
 from PIL import Image
 
-from pixelseg.config import load_config
-from pixelseg.data.instance.synthetic import write_synthetic_instances
-from pixelseg.data.synthetic import write_synthetic_semantic
-from pixelseg.engine import run_dir as rd
-from pixelseg.engine.checkpoint import save_checkpoint
-from pixelseg.engine.writer import RunWriter
 from pixelseg.inference.predict import predict_files
 from pixelseg.inference.predictor import Predictor
 from pixelseg.structures import InstancePrediction, SemanticPrediction
-from pixelseg.tasks.registry import get_task
 
-SETTINGS = {
-    "semantic": ['model.name="unet"', "model.options={depth=2, base_width=8}"],
-    "watershed": ['task="watershed"', 'model.name="unet"', "model.options={depth=2, base_width=8}"],
-    "instance": [
-        "model.options.fpn_channels=16",
-        "model.options.box_fc_channels=32",
-        "model.options.rpn_pre_nms_top_n_test=50",
-        "model.options.rpn_post_nms_top_n_test=16",
-        # Untrained: keep every detection so the label image is not empty by chance.
-        "model.options.box_score_thresh=0.0",
-    ],
-}
-
-
-def _untrained_run(task_name: str, root: Path) -> tuple[Path, Path]:
-    """A run directory of a freshly built (untrained) job, and one of its images."""
-    if task_name == "semantic":
-        config_path = write_synthetic_semantic(root / "data", n_images=6, size=64)
-    else:
-        config_path = write_synthetic_instances(root / "data", n_images=4, size=64)
-    config = load_config(config_path, SETTINGS[task_name])
-    torch.manual_seed(0)
-    job = get_task(config.task).build_job(config, ("train", "val"), None)
-    run_dir = root / "run"
-    writer = RunWriter(run_dir)
-    writer.json("config.json", config.to_dict())
-    writer.json("run.json", job.info.to_dict())
-    save_checkpoint(run_dir / rd.BEST, job.model)
-    image = sorted((root / "data").rglob("*.png"))[0]
-    return run_dir, image
+UntrainedRun = Callable[[str, Path], tuple[Path, Path]]
 
 
 @pytest.mark.parametrize("task_name", ["semantic", "watershed", "instance"])
 def test_from_run_returns_the_runs_task_with_typed_predictions(
-    task_name: str, tmp_path: Path
+    task_name: str, tmp_path: Path, untrained_run: UntrainedRun
 ) -> None:
-    run_dir, image_path = _untrained_run(task_name, tmp_path)
+    run_dir, image_path = untrained_run(task_name, tmp_path)
     predictor = Predictor.from_run(run_dir, device="cpu")
     assert predictor.task.name == task_name
     image = np.asarray(Image.open(image_path).convert("RGB"))
@@ -92,9 +57,9 @@ def test_from_run_returns_the_runs_task_with_typed_predictions(
 
 @pytest.mark.parametrize("task_name", ["semantic", "watershed", "instance"])
 def test_predict_command_writes_what_the_prediction_type_asks(
-    task_name: str, tmp_path: Path
+    task_name: str, tmp_path: Path, untrained_run: UntrainedRun
 ) -> None:
-    run_dir, image_path = _untrained_run(task_name, tmp_path)
+    run_dir, image_path = untrained_run(task_name, tmp_path)
     predictor = Predictor.from_run(run_dir, device="cpu")
     out = tmp_path / "out"
     assert predict_files(predictor, [image_path], out) == (1, 0)
@@ -111,8 +76,10 @@ def test_predict_command_writes_what_the_prediction_type_asks(
     assert predict_files(predictor, [image_path], out) == (0, 1)
 
 
-def test_band_count_other_than_training_is_refused_naming_the_file(tmp_path: Path) -> None:
-    run_dir, _ = _untrained_run("semantic", tmp_path)
+def test_band_count_other_than_training_is_refused_naming_the_file(
+    tmp_path: Path, untrained_run: UntrainedRun
+) -> None:
+    run_dir, _ = untrained_run("semantic", tmp_path)
     grey = tmp_path / "grey.png"
     Image.fromarray(np.zeros((16, 16), np.uint8)).save(grey)
     from pixelseg.errors import DataError

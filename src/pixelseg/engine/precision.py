@@ -8,6 +8,10 @@ from contextlib import AbstractContextManager
 
 import torch
 
+from pixelseg.errors import ConfigError
+
+PRECISIONS = ("auto", "fp32", "bf16", "fp16")
+
 
 def cpu_has_native_bf16() -> bool:
     """True when oneDNN reports native bf16 support (AVX-512 BF16 or AMX) on this CPU."""
@@ -34,10 +38,22 @@ def cpu_has_amx() -> bool:
 
 
 def resolve_device(device: str = "auto") -> torch.device:
-    """``auto`` picks CUDA when available, else the CPU."""
+    """``auto`` picks CUDA when available, else the CPU.
+
+    Raises:
+        ConfigError: not a device name, or a CUDA device on a machine without one.
+    """
     if device == "auto":
         return torch.device("cuda" if torch.cuda.is_available() else "cpu")
-    return torch.device(device)
+    try:
+        resolved = torch.device(device)
+    except (RuntimeError, TypeError):
+        raise ConfigError(
+            f"device {device!r} is not a device: use auto, cpu, cuda or cuda:N"
+        ) from None
+    if resolved.type == "cuda" and not torch.cuda.is_available():
+        raise ConfigError(f"device {device!r}: CUDA is not available on this machine")
+    return resolved
 
 
 def resolve_precision(precision: str, device: torch.device) -> str:
@@ -48,10 +64,15 @@ def resolve_precision(precision: str, device: torch.device) -> str:
 
     Returns:
         One of ``"fp32"``, ``"bf16"``, ``"fp16"``.
+
+    Raises:
+        ConfigError: an unknown precision, or fp16 on the CPU.
     """
+    if precision not in PRECISIONS:
+        raise ConfigError(f"precision {precision!r} is not one of {', '.join(PRECISIONS)}")
     if precision != "auto":
         if precision == "fp16" and device.type == "cpu":
-            raise ValueError("fp16 autocast is for CUDA; use bf16 on the CPU")
+            raise ConfigError("precision 'fp16' is for CUDA; use bf16 or fp32 on the CPU")
         return precision
     if device.type == "cuda":
         return "bf16" if torch.cuda.is_bf16_supported() else "fp16"

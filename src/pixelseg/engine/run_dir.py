@@ -99,8 +99,28 @@ def load_model(run_dir: str | Path, *, checkpoint: str = "best") -> nn.Module:
     run_dir = Path(run_dir)
     _, info = read_run(run_dir)
     model = build_model_from_info(info)
+    load_checkpoint(checkpoint_path(run_dir, checkpoint), model)
+    return model.eval()
+
+
+def checkpoint_path(run_dir: str | Path, checkpoint: str = "best") -> Path:
+    """The file that ``checkpoint`` (``best`` or ``last``) of ``run_dir`` loads: ``best``
+    falls back to ``last`` when a run was killed before its first validation."""
+    run_dir = Path(run_dir)
     path = run_dir / (BEST if checkpoint == "best" else LAST)
     if checkpoint == "best" and not path.is_file() and (run_dir / LAST).is_file():
         path = run_dir / LAST
-    load_checkpoint(path, model)
-    return model.eval()
+    return path
+
+
+def config_changes(stored: dict[str, Any], given: dict[str, Any], prefix: str = "") -> list[str]:
+    """``key: stored -> given`` for every config key whose value differs (nested keys dotted)."""
+    changes = []
+    for key in sorted(set(stored) | set(given)):
+        old, new = stored.get(key), given.get(key)
+        name = f"{prefix}{key}"
+        if isinstance(old, dict) and isinstance(new, dict):
+            changes += config_changes(old, new, f"{name}.")
+        elif old != new:
+            changes.append(f"{name}: {old!r} -> {new!r}")
+    return changes

@@ -95,15 +95,18 @@ class Training:
         return self.config.train.post_training_share * float(self.budget.max_time or 0.0)
 
 
-def _resumed_config(config: Config, run_dir: Path) -> tuple[Config, rd.RunInfo]:
-    """The stored config of a run to resume (budget and precision from ``config``)."""
+def _resumed_config(config: Config, run_dir: Path) -> tuple[Config, rd.RunInfo, list[str]]:
+    """The stored config of a run to resume (budget and precision from ``config``), and the
+    changes of ``config`` that a resume cannot honour (every other differing key)."""
     if not (run_dir / rd.LAST).is_file():
         raise CheckpointError(f"{run_dir}: nothing to resume ({rd.LAST} not found)")
     stored, info = rd.read_run(run_dir)
     train = dataclasses.replace(
         stored.train, max_time=config.train.max_time, precision=config.train.precision
     )
-    return dataclasses.replace(stored, train=train), info
+    resumed = dataclasses.replace(stored, train=train)
+    changes = rd.config_changes(resumed.to_dict(), config.to_dict())
+    return resumed, info, [c for c in changes if not c.startswith("source:")]  # the file read
 
 
 def _loaders(
@@ -162,7 +165,14 @@ def prepare_training(
         log = RunLog(writer)
         info = None
         if resume:
-            config, info = _resumed_config(config, run_dir)
+            config, info, ignored = _resumed_config(config, run_dir)
+            if ignored:
+                log(
+                    "warning: --resume continues the run as it was configured; ignored: "
+                    + "; ".join(ignored)
+                    + " (only train.max_time and train.precision may change: start a new run "
+                    "for the rest)"
+                )
         if config.task != task.name:
             raise ConfigError(f"task: the run is a {config.task!r} job, not {task.name!r}")
         train_cfg = config.train

@@ -107,7 +107,7 @@ class SemanticOutputs:
         """The label image and overlay (and the probabilities, when asked) exist."""
         done = label_path.exists() and overlay_path.exists()
         return done and (
-            not self.probabilities or probabilities_path(self.out, image_path).exists()
+            not self.probabilities or probabilities_path(label_path.parent, image_path).exists()
         )
 
     def write(
@@ -125,7 +125,7 @@ class SemanticOutputs:
         colours = colorize(label_map, self.palette, self.ignore_index)
         save_png(overlay_path, overlay(prepared.image, colours, uncoloured=prepared.nodata))
         if self.probabilities:
-            path = probabilities_path(self.out, image_path)
+            path = probabilities_path(label_path.parent, image_path)
             write_probabilities(path, prediction.probs.numpy(), prepared, self.class_names)
         labels = np.where(label_map == self.ignore_index, self.unlabelled, label_map)
         labels = labels.astype(np.uint8)
@@ -224,7 +224,7 @@ class InstanceOutputs:
         image = prepared.image
         save_contour_overlay(overlay_path, image, prediction.label_image)
         if self.probabilities and prediction.class_probs is not None:
-            path = probabilities_path(self.out, image_path)
+            path = probabilities_path(label_path.parent, image_path)
             write_probabilities(path, prediction.class_probs, prepared, self.class_names)
         if label_path.suffix == ".tif":
             labels = prediction.label_image.astype(np.int32)

@@ -2,33 +2,17 @@
 
 from __future__ import annotations
 
-from collections.abc import Iterable
 from pathlib import Path
 
 from rich.console import Console
 
 from pixelseg.engine.progress import progress_bar
-from pixelseg.errors import DataError, PixelsegError
+from pixelseg.errors import ConfigError, DataError
+from pixelseg.inference.inputs import output_folders
+from pixelseg.inference.manifest import Manifest
 from pixelseg.inference.outputs import output_writer
 from pixelseg.inference.predictor import Predictor
-
-IMAGE_SUFFIXES = {".png", ".jpg", ".jpeg", ".tif", ".tiff", ".gif", ".bmp"}
-
-
-def collect_inputs(inputs: Iterable[str | Path]) -> list[Path]:
-    """Image files named directly or found (recursively, sorted) in the named folders."""
-    files: list[Path] = []
-    for item in inputs:
-        path = Path(item)
-        if path.is_dir():
-            files += sorted(p for p in path.rglob("*") if p.suffix.lower() in IMAGE_SUFFIXES)
-        elif path.is_file():
-            files.append(path)
-        else:
-            raise DataError(path, "input not found")
-    if not files:
-        raise PixelsegError("no input images found")
-    return files
+from pixelseg.inference.tiling import TileSpec
 
 
 def output_paths(
@@ -56,10 +40,15 @@ def predict_files(
     *,
     probabilities: bool = False,
     warnings: list[str] | None = None,
+    folders: list[Path] | None = None,
+    overwrite: bool = False,
 ) -> tuple[int, int]:
     """Write each image's outputs (see :mod:`pixelseg.inference.outputs`) into ``out``.
 
-    An image whose outputs exist whole is skipped, so a killed run resumes where it stopped.
+    An image whose outputs exist whole is skipped, so a killed run resumes where it stopped —
+    but only when ``out/manifest.json`` says this run, checkpoint and these options wrote them
+    (:mod:`pixelseg.inference.manifest`; a Predictor not made by ``from_run`` has no record and
+    existing outputs count as done). ``overwrite`` redoes every image.
 
     Args:
         predictor: the trained run.
@@ -68,6 +57,9 @@ def predict_files(
         probabilities: also write each image's class probabilities (``<stem>_probs.tif``).
         warnings: a list that receives the Predictor's warnings (images far from the training
             images), which are also printed.
+        folders: each image's folder below ``out`` (default: ``out`` itself; see
+            :func:`~pixelseg.inference.inputs.output_folders`).
+        overwrite: redo the outputs that exist.
 
     Returns:
         ``(written, skipped)`` counts.
@@ -80,27 +72,73 @@ def predict_files(
     out.mkdir(parents=True, exist_ok=True)
     info = predictor.info
     writer = output_writer(predictor.task.prediction_type, out, info, probabilities=probabilities)
+    manifest = None
+    if predictor.origin is not None:
+        options = {
+            "probabilities": probabilities,
+            "tile": str(predictor.tile),
+            "tta": predictor.tta,
+        }
+        manifest = Manifest(out, {**predictor.origin, **options})
+    if manifest is not None and overwrite:
+        manifest.forget()
     written = skipped = 0
     with progress_bar("predict", total=len(files)) as advance:
-        for path in files:
+        for index, path in enumerate(files):
+            folder = out / folders[index] if folders is not None else out
+            folder.mkdir(parents=True, exist_ok=True)
             suffix = label_suffix(path)
-            label_path, overlay_path = output_paths(out, path, label=writer.label, suffix=suffix)
-            if writer.is_done(path, label_path, overlay_path):
+            label_path, overlay_path = output_paths(folder, path, label=writer.label, suffix=suffix)
+            done = not overwrite and writer.is_done(path, label_path, overlay_path)
+            if done and (manifest is None or manifest.is_current(label_path, path)):
                 skipped += 1
             else:
                 prepared = predictor.load(path)
                 prediction = predictor.predict_prepared(prepared)
                 writer.write(path, prepared, prediction, label_path, overlay_path)
+                if manifest is not None:
+                    manifest.record(label_path, path)
                 if warnings is not None:
                     warnings += prepared.warnings
                 written += 1
             advance()
     writer.close()
+    if manifest is not None:
+        manifest.save()
     return written, skipped
 
 
+def parse_tile(tile: str, overlap: int | None) -> str | TileSpec:
+    """``--tile`` and ``--tile-overlap`` as :class:`~pixelseg.inference.predictor.Predictor`
+    takes them: ``"auto"``, ``"off"`` or a :class:`TileSpec` (overlap default: a quarter tile).
+
+    Raises:
+        ConfigError: neither word nor a whole number, or a size/overlap TileSpec refuses.
+    """
+    if tile in ("auto", "off"):
+        if overlap is not None:
+            raise ConfigError(f"--tile-overlap needs a tile size (--tile N), not --tile {tile}")
+        return tile
+    if not tile.isdigit():
+        raise ConfigError(f"--tile {tile}: expected auto, off or a tile size in px")
+    size = int(tile)
+    try:
+        return TileSpec(size=size, overlap=size // 4 if overlap is None else overlap)
+    except ValueError as error:
+        raise ConfigError(f"--tile {tile}: {error}") from None
+
+
 def predict_command(
-    run_dir: str, inputs: list[str], *, out: str, device: str, probabilities: bool = False
+    run_dir: str,
+    inputs: list[str],
+    *,
+    out: str,
+    device: str,
+    probabilities: bool = False,
+    tile: str = "auto",
+    tile_overlap: int | None = None,
+    tta: bool = False,
+    overwrite: bool = False,
 ) -> int:
     """The ``pixelseg predict`` subcommand.
 
@@ -110,13 +148,25 @@ def predict_command(
         out: the output folder.
         device: ``"auto"``, ``"cpu"``, ``"cuda"``...
         probabilities: also write the class probabilities as float32 GeoTIFFs.
+        tile: ``"auto"``, ``"off"`` or a tile size in px (:func:`parse_tile`).
+        tile_overlap: the tiles' overlap in px.
+        tta: average each semantic prediction over flips and 90° rotations.
+        overwrite: redo the outputs that exist (otherwise those this run wrote are skipped).
     """
-    files = collect_inputs(inputs)
-    predictor = Predictor.from_run(run_dir, device=device)
+    pairs = output_folders(inputs)
+    files, folders = [image for image, _ in pairs], [folder for _, folder in pairs]
+    spec = parse_tile(tile, tile_overlap)
+    predictor = Predictor.from_run(run_dir, device=device, tile=spec, tta=tta)
     out_dir = Path(out)
     warnings: list[str] = []
     written, skipped = predict_files(
-        predictor, files, out_dir, probabilities=probabilities, warnings=warnings
+        predictor,
+        files,
+        out_dir,
+        probabilities=probabilities,
+        warnings=warnings,
+        folders=folders,
+        overwrite=overwrite,
     )
     console = Console(highlight=False)
     console.print(

@@ -1,11 +1,8 @@
-"""``Predictor``: one trained run — any task — with its normalisation, for whole images.
+"""``Predictor``: one trained run — any task — with its normalisation, for any image size.
 
 ``Predictor.from_run(run_dir)`` reads the run's task from ``run.json`` and asks the task
-registry for it, so the same object predicts a semantic, a watershed or a Mask R-CNN run;
-``predict(image)`` returns the task's typed result
-(:class:`~pixelseg.structures.SemanticPrediction` or
-:class:`~pixelseg.structures.InstancePrediction`). ``pixelseg evaluate`` and ``pixelseg predict``
-both go through it.
+registry for it; ``predict(image)`` returns the task's typed result (``SemanticPrediction`` or
+``InstancePrediction``, whole or in tiles). ``pixelseg evaluate`` and ``predict`` both use it.
 
 An image is fed to the model as the training images were (:meth:`Predictor.load`): one of
 another band count or dtype than the run recorded (``RunInfo.input``, see
@@ -27,9 +24,11 @@ import torch
 from pixelseg.config import Config
 from pixelseg.data.raster import GeoReference
 from pixelseg.engine.precision import autocast_factory, resolve_device, resolve_precision
-from pixelseg.engine.run_dir import RunInfo, load_model, read_run
+from pixelseg.engine.run_dir import RunInfo, checkpoint_path, load_model, read_run
 from pixelseg.engine.task import Task
-from pixelseg.errors import DataError
+from pixelseg.errors import ConfigError, DataError
+from pixelseg.inference.tiling import TileSpec, choose_tiles, model_forward
+from pixelseg.inference.tta import dense_probabilities
 from pixelseg.structures import InstancePrediction, Prediction, Region, SemanticPrediction
 from pixelseg.tasks.registry import get_task
 
@@ -118,6 +117,8 @@ class Predictor:
         config: Config | None = None,
         device: str = "auto",
         precision: str = "auto",
+        tile: str | TileSpec = "auto",
+        tta: bool = False,
     ) -> None:
         from pixelseg.data.input_spec import InputSpec
         from pixelseg.data.normalize import Normalizer
@@ -132,6 +133,12 @@ class Predictor:
         self.normalizer = Normalizer.from_dict(info.normalizer)
         #: The recorded training input, or ``None`` for a run recorded before it was.
         self.input_spec = InputSpec.from_dict(info.input)
+        #: ``"auto"``, ``"off"`` or a :class:`~pixelseg.inference.tiling.TileSpec`.
+        self.tile = tile
+        #: Average over flips and rotations (:mod:`pixelseg.inference.tta`), semantic runs.
+        self.tta = tta
+        #: Run directory, checkpoint file and its SHA-256 (set by :meth:`from_run`).
+        self.origin: dict[str, str] | None = None
 
     @classmethod
     def from_run(
@@ -141,16 +148,32 @@ class Predictor:
         device: str = "auto",
         precision: str = "auto",
         checkpoint: str = "best",
+        tile: str | TileSpec = "auto",
+        tta: bool = False,
     ) -> Predictor:
         """Load the ``best`` (default) or ``last`` checkpoint of ``run_dir``, whatever its task.
+
+        ``tile``: see :func:`~pixelseg.inference.tiling.choose_tiles`; ``tta``: average over
+        flips and rotations (semantic runs).
 
         Raises:
             CheckpointError: not a run directory, or a missing/corrupted checkpoint.
         """
+        from pixelseg.inference.manifest import file_sha256
+
         config, info = read_run(run_dir)
         task = get_task(info.task).from_run(config, info)
         model = load_model(run_dir, checkpoint=checkpoint)
-        return cls(model, info, task, config=config, device=device, precision=precision)
+        predictor = cls(
+            model, info, task, config=config, device=device, precision=precision, tile=tile, tta=tta
+        )
+        path = checkpoint_path(run_dir, checkpoint)
+        predictor.origin = {
+            "run": str(Path(run_dir).resolve()),
+            "checkpoint": path.name,
+            "sha256": file_sha256(path),
+        }
+        return predictor
 
     @property
     def class_names(self) -> list[str]:
@@ -250,8 +273,26 @@ class Predictor:
     def predict_prepared(self, prepared: PreparedImage) -> Prediction:
         """Predict a :meth:`load`-ed image; nothing is predicted on its nodata pixels."""
         height, width = prepared.image.shape[:2]
-        region = Region((height, width), ignore=prepared.nodata)
-        prediction = self.predict_normalized(prepared.normalized, region=region)
+        semantic = self.task.prediction_type is SemanticPrediction
+        if self.tta and not semantic:
+            raise ConfigError(
+                f"test-time augmentation is for semantic runs, not {self.info.task!r}"
+            )
+        spec = choose_tiles(
+            self.tile,
+            semantic=semantic,
+            task=self.info.task,
+            size=(height, width),
+            crop_size=self.config.train.crop_size if self.config is not None else None,
+        )
+        prediction: Prediction
+        if spec is not None or self.tta:
+            forward = model_forward(self.model, self.autocast)
+            probs = dense_probabilities(forward, prepared.normalized, spec, tta=self.tta)
+            prediction = SemanticPrediction(probs=probs, label_map=probs.argmax(0))
+        else:
+            region = Region((height, width), ignore=prepared.nodata)
+            prediction = self.predict_normalized(prepared.normalized, region=region)
         return without_nodata(prediction, prepared.nodata, self.ignore_index)
 
     def predict(self, image: np.ndarray | str | Path) -> Prediction:
