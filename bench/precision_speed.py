@@ -109,12 +109,24 @@ def precision_section(results_dir: Path) -> list[str]:
     if not path.is_file():
         return []
     data = json.loads(path.read_text(encoding="utf-8"))
+    steps = [r["bf16_s"] / r["fp32_s"] for r in data["rows"] if r["what"].startswith("train")]
+    auto_bf16 = bool(data["amx"])
+    faster = bool(steps) and min(steps) < 0.9
+    verdict = (
+        "which agrees with these numbers"
+        if faster == auto_bf16
+        else f"which these numbers contradict: bf16 train steps took {min(steps):.2f}-"
+        f"{max(steps):.2f}x the fp32 time here, so `auto` leaves speed unused on this CPU "
+        "(speed only: bf16 training quality not measured)"
+        if faster
+        else "although bf16 was not faster here"
+    )
     out = [
         "## Precision: bf16 autocast vs fp32 on this CPU",
         "",
         f"Native bf16 (oneDNN): {data['native_bf16']}; AMX: {data['amx']}. Measured by "
-        "`python bench/precision_speed.py`; `--precision auto` follows it (bf16 on a CPU only "
-        "with AMX). Both sides of every benchmark use the same precision.",
+        "`python bench/precision_speed.py`. `--precision auto` on a CPU picks bf16 only with "
+        f"AMX, {verdict}. Both sides of every benchmark use the same precision.",
         "",
         "| What | Threads | fp32 s | bf16 s | bf16 / fp32 |",
         "|---|---:|---:|---:|---:|",
