@@ -112,15 +112,16 @@ def precision_section(results_dir: Path) -> list[str]:
     steps = [r["bf16_s"] / r["fp32_s"] for r in data["rows"] if r["what"].startswith("train")]
     auto_bf16 = bool(data["amx"])
     faster = bool(steps) and min(steps) < 0.9
-    verdict = (
-        "which agrees with these numbers"
-        if faster == auto_bf16
-        else f"which these numbers contradict: bf16 train steps took {min(steps):.2f}-"
-        f"{max(steps):.2f}x the fp32 time here, so `auto` leaves speed unused on this CPU "
-        "(speed only: bf16 training quality not measured)"
-        if faster
-        else "although bf16 was not faster here"
-    )
+    if faster == auto_bf16:
+        verdict = "which agrees with these numbers"
+    elif faster:
+        verdict = (
+            f"which these numbers contradict: bf16 train steps took {min(steps):.2f}-"
+            f"{max(steps):.2f}x the fp32 time here, so `auto` leaves speed unused on this CPU "
+            "(speed only: bf16 training quality not measured)"
+        )
+    else:
+        verdict = "although bf16 was not faster here"
     out = [
         "## Precision: bf16 autocast vs fp32 on this CPU",
         "",

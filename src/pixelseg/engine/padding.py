@@ -2,8 +2,13 @@
 
 from __future__ import annotations
 
+from collections.abc import Callable
+from contextlib import AbstractContextManager
+from typing import Any
+
 import torch
 import torch.nn.functional as F
+from torch import nn
 
 #: Validation pads its images to a multiple of this (the data transforms' ``stride``), so
 #: prediction does too: the same pixels then see the same context.
@@ -16,6 +21,23 @@ def pad_for_model(image: torch.Tensor, multiple: int = PAD_MULTIPLE) -> torch.Te
     Padded bottom/right to a multiple of ``multiple`` with zeros — the band mean, since the
     image is already normalised; crop the output back to ``(H, W)``.
     """
-    height, width = image.shape[-2:]
-    pad = (0, (-width) % multiple, 0, (-height) % multiple)
-    return F.pad(image[None].float(), pad)
+    return pad_batch(image[None], multiple)
+
+
+def pad_batch(batch: torch.Tensor, multiple: int = PAD_MULTIPLE) -> torch.Tensor:
+    """A ``(B, C, H, W)`` batch as float32, padded bottom/right to a multiple with zeros."""
+    height, width = batch.shape[-2:]
+    return F.pad(batch.float(), (0, (-width) % multiple, 0, (-height) % multiple))
+
+
+@torch.no_grad()
+def padded_probabilities(
+    model: nn.Module, batch: torch.Tensor, autocast: Callable[[], AbstractContextManager[Any]]
+) -> torch.Tensor:
+    """``(B, K, H, W)`` float32 class probabilities (on the CPU) of a semantic model for a
+    normalised ``(B, C, H, W)`` batch: padded as :func:`pad_batch`, softmax, cropped back."""
+    height, width = batch.shape[-2:]
+    device = next(model.parameters()).device
+    with autocast():
+        logits = model(pad_batch(batch).to(device))
+    return logits.float()[:, :, :height, :width].softmax(1).cpu()

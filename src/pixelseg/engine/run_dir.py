@@ -113,10 +113,13 @@ def checkpoint_path(run_dir: str | Path, checkpoint: str = "best") -> Path:
     return path
 
 
-def config_changes(stored: dict[str, Any], given: dict[str, Any], prefix: str = "") -> list[str]:
-    """``key: stored -> given`` for every config key whose value differs (nested keys dotted)."""
+def config_changes(
+    stored: dict[str, Any], given: dict[str, Any], prefix: str = "", *, ignore: tuple[str, ...] = ()
+) -> list[str]:
+    """``key: stored -> given`` for every config key whose value differs (nested keys dotted),
+    leaving out the top-level keys in ``ignore``."""
     changes = []
-    for key in sorted(set(stored) | set(given)):
+    for key in sorted((set(stored) | set(given)) - set(ignore)):
         old, new = stored.get(key), given.get(key)
         name = f"{prefix}{key}"
         if isinstance(old, dict) and isinstance(new, dict):

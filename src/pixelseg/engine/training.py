@@ -105,8 +105,9 @@ def _resumed_config(config: Config, run_dir: Path) -> tuple[Config, rd.RunInfo, 
         stored.train, max_time=config.train.max_time, precision=config.train.precision
     )
     resumed = dataclasses.replace(stored, train=train)
-    changes = rd.config_changes(resumed.to_dict(), config.to_dict())
-    return resumed, info, [c for c in changes if not c.startswith("source:")]  # the file read
+    # ``source`` is the file the config was read from: another path, not another setting.
+    changes = rd.config_changes(resumed.to_dict(), config.to_dict(), ignore=("source",))
+    return resumed, info, changes
 
 
 def _loaders(

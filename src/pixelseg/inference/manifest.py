@@ -30,6 +30,16 @@ def file_sha256(path: Path) -> str:
     return digest.hexdigest()
 
 
+def origin_of(run_dir: Path, checkpoint: Path, **options: Any) -> dict[str, Any]:
+    """What writes outputs: the run directory, the checkpoint file's name and SHA-256, options."""
+    return {
+        "run": str(run_dir.resolve()),
+        "checkpoint": checkpoint.name,
+        "sha256": file_sha256(checkpoint),
+        **options,
+    }
+
+
 class Manifest:
     """The outputs under one folder and what wrote them.
 

@@ -9,7 +9,7 @@ from rich.console import Console
 from pixelseg.engine.progress import progress_bar
 from pixelseg.errors import ConfigError, DataError
 from pixelseg.inference.inputs import output_folders
-from pixelseg.inference.manifest import Manifest
+from pixelseg.inference.manifest import Manifest, origin_of
 from pixelseg.inference.outputs import output_writer
 from pixelseg.inference.predictor import Predictor
 from pixelseg.inference.tiling import TileSpec
@@ -47,7 +47,7 @@ def predict_files(
 
     An image whose outputs exist whole is skipped, so a killed run resumes where it stopped —
     but only when ``out/manifest.json`` says this run, checkpoint and these options wrote them
-    (:mod:`pixelseg.inference.manifest`; a Predictor not made by ``from_run`` has no record and
+    (:mod:`pixelseg.inference.manifest`; a Predictor not made by ``from_run`` has no source and
     existing outputs count as done). ``overwrite`` redoes every image.
 
     Args:
@@ -73,15 +73,16 @@ def predict_files(
     info = predictor.info
     writer = output_writer(predictor.task.prediction_type, out, info, probabilities=probabilities)
     manifest = None
-    if predictor.origin is not None:
-        options = {
-            "probabilities": probabilities,
-            "tile": str(predictor.tile),
-            "tta": predictor.tta,
-        }
-        manifest = Manifest(out, {**predictor.origin, **options})
-    if manifest is not None and overwrite:
-        manifest.forget()
+    if predictor.source is not None:
+        origin = origin_of(
+            *predictor.source,
+            probabilities=probabilities,
+            tile=str(predictor.tile),
+            tta=predictor.tta,
+        )
+        manifest = Manifest(out, origin)
+        if overwrite:
+            manifest.forget()
     written = skipped = 0
     with progress_bar("predict", total=len(files)) as advance:
         for index, path in enumerate(files):

@@ -16,6 +16,7 @@ about on the console.
 from __future__ import annotations
 
 from dataclasses import dataclass, field
+from functools import partial
 from pathlib import Path
 
 import numpy as np
@@ -23,11 +24,12 @@ import torch
 
 from pixelseg.config import Config
 from pixelseg.data.raster import GeoReference
+from pixelseg.engine.padding import padded_probabilities
 from pixelseg.engine.precision import autocast_factory, resolve_device, resolve_precision
 from pixelseg.engine.run_dir import RunInfo, checkpoint_path, load_model, read_run
 from pixelseg.engine.task import Task
 from pixelseg.errors import ConfigError, DataError
-from pixelseg.inference.tiling import TileSpec, choose_tiles, model_forward
+from pixelseg.inference.tiling import TileSpec, choose_tiles
 from pixelseg.inference.tta import dense_probabilities
 from pixelseg.structures import InstancePrediction, Prediction, Region, SemanticPrediction
 from pixelseg.tasks.registry import get_task
@@ -137,8 +139,8 @@ class Predictor:
         self.tile = tile
         #: Average over flips and rotations (:mod:`pixelseg.inference.tta`), semantic runs.
         self.tta = tta
-        #: Run directory, checkpoint file and its SHA-256 (set by :meth:`from_run`).
-        self.origin: dict[str, str] | None = None
+        #: The run directory and checkpoint file the weights came from (set by :meth:`from_run`).
+        self.source: tuple[Path, Path] | None = None
 
     @classmethod
     def from_run(
@@ -159,20 +161,13 @@ class Predictor:
         Raises:
             CheckpointError: not a run directory, or a missing/corrupted checkpoint.
         """
-        from pixelseg.inference.manifest import file_sha256
-
         config, info = read_run(run_dir)
         task = get_task(info.task).from_run(config, info)
         model = load_model(run_dir, checkpoint=checkpoint)
         predictor = cls(
             model, info, task, config=config, device=device, precision=precision, tile=tile, tta=tta
         )
-        path = checkpoint_path(run_dir, checkpoint)
-        predictor.origin = {
-            "run": str(Path(run_dir).resolve()),
-            "checkpoint": path.name,
-            "sha256": file_sha256(path),
-        }
+        predictor.source = (Path(run_dir), checkpoint_path(run_dir, checkpoint))
         return predictor
 
     @property
@@ -287,7 +282,7 @@ class Predictor:
         )
         prediction: Prediction
         if spec is not None or self.tta:
-            forward = model_forward(self.model, self.autocast)
+            forward = partial(padded_probabilities, self.model, autocast=self.autocast)
             probs = dense_probabilities(forward, prepared.normalized, spec, tta=self.tta)
             prediction = SemanticPrediction(probs=probs, label_map=probs.argmax(0))
         else:

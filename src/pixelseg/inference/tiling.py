@@ -14,15 +14,10 @@ from __future__ import annotations
 
 import math
 from collections.abc import Callable
-from contextlib import AbstractContextManager
 from dataclasses import dataclass
-from typing import Any
 
 import torch
-import torch.nn.functional as F
-from torch import nn
 
-from pixelseg.engine.padding import PAD_MULTIPLE
 from pixelseg.errors import ConfigError
 
 #: Images up to this many pixels go through the model whole unless tiling is asked for.
@@ -136,24 +131,6 @@ def predict_tiled(
             on_batch(len(group))
     assert total is not None
     return total / weight
-
-
-def model_forward(
-    model: nn.Module, autocast: Callable[[], AbstractContextManager[Any]]
-) -> TileForward:
-    """A :data:`TileForward` of a semantic model: tiles padded to a multiple of 32 with zeros
-    (the band mean, as :func:`~pixelseg.engine.padding.pad_for_model`), softmax, cropped back."""
-    device = next(model.parameters()).device
-
-    @torch.no_grad()
-    def forward(batch: torch.Tensor) -> torch.Tensor:
-        height, width = batch.shape[-2:]
-        pad = (0, (-width) % PAD_MULTIPLE, 0, (-height) % PAD_MULTIPLE)
-        with autocast():
-            logits = model(F.pad(batch.float(), pad).to(device))
-        return logits.float()[:, :, :height, :width].softmax(1).cpu()
-
-    return forward
 
 
 def choose_tiles(

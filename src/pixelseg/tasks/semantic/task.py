@@ -9,7 +9,7 @@ import torch
 from rich.console import Console
 from torch import nn
 
-from pixelseg.engine.padding import pad_for_model
+from pixelseg.engine.padding import padded_probabilities
 from pixelseg.engine.progress import progress_bar
 from pixelseg.engine.task import Autocast, Job, PredictFn
 from pixelseg.engine.writer import RunWriter
@@ -106,16 +106,12 @@ class SemanticTask:
     ) -> SemanticPrediction:
         """Class probabilities and label map of one normalised ``(C, H, W)`` image.
 
-        The image is padded as :func:`~pixelseg.engine.padding.pad_for_model` says and the
+        The image is padded as :func:`~pixelseg.engine.padding.pad_batch` says and the
         result cropped back (to ``region.size`` when given; ``region.ignore`` is unused: every
         pixel gets a class).
         """
         height, width = region.size if region is not None else tuple(image.shape[-2:])
-        device = next(model.parameters()).device
-        batch = pad_for_model(image).to(device)
-        with autocast():
-            logits = model(batch)
-        probs = logits.float()[0, :, :height, :width].softmax(0).cpu()
+        probs = padded_probabilities(model, image[None], autocast)[0, :, :height, :width]
         return SemanticPrediction(probs=probs, label_map=probs.argmax(0))
 
     def evaluate(self, predict: PredictFn, dataset: Any) -> SemanticResult:
