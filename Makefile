@@ -6,7 +6,7 @@ PY := $(VENV)/bin/python
 HASH := $(shell cat pyproject.toml Makefile | sha256sum | cut -c1-16)
 STAMP := $(VENV)/.installed-$(HASH)
 
-.PHONY: install demo test lint typecheck pytest bench bench-quick clean
+.PHONY: install demo test lint typecheck pytest browser fuzz bench bench-quick clean
 
 install: $(STAMP)
 
@@ -27,10 +27,21 @@ lint: $(STAMP)
 typecheck: $(STAMP)
 	$(VENV)/bin/mypy
 
-pytest: $(STAMP)
+# The report's browser test needs Chromium: installed as root where apt-get can (else it skips,
+# and fails under CI=true).
+browser:
+	@command -v chromium >/dev/null || { [ "$$(id -u)" = 0 ] && command -v apt-get >/dev/null && \
+		(apt-get update -qq && DEBIAN_FRONTEND=noninteractive apt-get install -y -qq chromium \
+		>/dev/null) || echo "chromium not installed: the browser test will skip"; }
+
+pytest: $(STAMP) browser
 	$(PY) -m pytest --durations=15
 
 test: lint typecheck pytest
+
+# The fuzz targets of tests/reliability with 2000 examples each (make test runs 100).
+fuzz: $(STAMP)
+	HYPOTHESIS_PROFILE=fuzz $(PY) -m pytest tests/reliability/test_reliability_fuzz.py
 
 # The benchmark also needs the peers (segmentation-models-pytorch, cellpose: the `bench` extra).
 BENCH_STAMP := $(VENV)/.bench-installed-$(HASH)

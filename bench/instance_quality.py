@@ -112,7 +112,7 @@ def _run_pixelseg(config: Config, run_dir: Path) -> tuple[dict[str, Any], dict[s
     from pixelseg.train import train
 
     summary = train(config, run_dir).to_dict()
-    metrics = evaluate_run(run_dir, split=REPORT_SPLIT, checkpoint="best")
+    metrics = evaluate_run(run_dir, split=REPORT_SPLIT, checkpoint="best", precision="fp32")
     return summary, metrics
 
 

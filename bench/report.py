@@ -23,6 +23,7 @@ from typing import Any
 sys.path.insert(0, str(Path(__file__).resolve().parent))
 
 from common import PEER_MODEL, REPO_ROOT, RESULTS_DIR
+from inference_speed import inference_section
 from instance_report import instance_section
 from pixelseg.files import atomic_write_text
 from precision_speed import precision_section
@@ -334,6 +335,7 @@ def render(
         [("Rare-class IoU %", _rare_iou)],
     )
     out += instance_section(results, Path(results_dir))
+    out += inference_section(Path(results_dir))
     return "\n".join(out) + "\n"
 
 

@@ -42,6 +42,7 @@ from common import (
     smp_version,
     write_result,
 )
+from inference_speed import main as measure_inference
 from instance_quality import run_instance
 from instance_speed import measure as measure_instance_speed
 from precision_speed import measure as measure_precision
@@ -345,6 +346,10 @@ def main(argv: Sequence[str] | None = None) -> int:
     if not args.quick and not args.only and not speed_file.is_file():
         print("\n=== Mask R-CNN R50-FPN inference: pixelseg vs torchvision ===", flush=True)
         write_result(speed_file, measure_instance_speed())
+    inference_file = results_dir / "inference_speed.json"
+    if not args.quick and not args.only and not inference_file.is_file():
+        print("\n=== inference: pixelseg's predict paths vs smp ===", flush=True)
+        measure_inference(["--out", str(inference_file)])
     note = "Quick smoke run (--quick): a tiny data subset and budgets of seconds; not results."
     path = generate(results_dir, report, note=note if args.quick else None)
     print(f"\nreport: {path}")

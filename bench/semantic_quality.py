@@ -189,7 +189,7 @@ def _train_pixelseg(
                 summary[key] = recorded[key]
     if checkpoint == "best" and not (run_dir / "checkpoints" / "best.safetensors").is_file():
         checkpoint = "last"  # no validation happened: nothing was picked
-    metrics = evaluate_run(run_dir, split=split, checkpoint=checkpoint)
+    metrics = evaluate_run(run_dir, split=split, checkpoint=checkpoint, precision="fp32")
     run_info = json.loads((run_dir / "run.json").read_text(encoding="utf-8"))
     summary["loss"] = run_info["loss"]
     summary["model_config"] = run_info["model"]
@@ -202,6 +202,7 @@ def _train_peer(
 ) -> tuple[dict[str, Any], dict[str, Any]]:
     from peer_smp import PeerLoss, train_peer
     from pixelseg.data.build import build_datasets
+    from pixelseg.engine.precision import resolve_device, resolve_precision
     from pixelseg.inference.predictor import Predictor
 
     start = time.perf_counter()
@@ -212,9 +213,9 @@ def _train_peer(
         normalizer = datasets["train"].normalizer
         datasets.update(build_datasets(config, (split,), normalizer=normalizer, verify=False))
     task = _semantic_task(datasets[split], PeerLoss(ignore_index=datasets[split].ignore_index))
-    predictor = Predictor(
-        run.model, run.info, task, config=config, precision=config.train.precision
-    )
+    # Scored in the precision it trained in (fp32 here), as pixelseg's rows are.
+    precision = resolve_precision(config.train.precision, resolve_device("auto"))
+    predictor = Predictor(run.model, run.info, task, config=config, precision=precision)
     metrics = task.evaluate(predictor.predict_normalized, datasets[split])
     metrics["split"] = split
     metrics["precision"] = predictor.precision

@@ -48,6 +48,26 @@ def shared_data() -> Path:
     return SHARED_DATA
 
 
+# A tiny deterministic run, for the kill-and-resume tests (bitwise-equal weights on the CPU).
+DETERMINISTIC_SETTINGS = [
+    'model.name="unet"',
+    "model.options={depth=2, base_width=4}",
+    "train.epochs=3",
+    "train.batch_size=2",
+    "train.crop_size=32",
+    'train.precision="fp32"',
+    "train.deterministic=true",
+    "train.checkpoint_every_s=0.0",
+    "train.warmup_steps=2",
+]
+
+
+def single_thread_env() -> dict[str, str]:
+    """The environment with one thread per process: the same float summation order in every
+    process, so a resumed run's weights can match an uninterrupted run's exactly."""
+    return {**os.environ, "OMP_NUM_THREADS": "1", "MKL_NUM_THREADS": "1"}
+
+
 # Runs shared by the inference tests (tiling, TTA, predictor, manifest).
 TRAINED_SETTINGS = [
     'model.name="unet"',

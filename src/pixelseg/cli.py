@@ -1,18 +1,24 @@
-"""The ``pixelseg`` command line: demo, check, train, evaluate, predict.
+"""The ``pixelseg`` command line: demo, check, train, evaluate, predict, export, compare.
 
 Each subcommand parses its arguments here and hands over to the module that does the work.
-A :class:`~pixelseg.errors.PixelsegError` (a user's mistake) is printed as one line, exit 1.
+A :class:`~pixelseg.errors.PixelsegError` (a user's mistake) is printed as one line, exit 1;
+so is a disk that is full, read-only or not ours to write (:data:`UNWRITABLE`). Anything else
+is an internal error: one line naming a crash log that holds the traceback, exit 1.
 """
 
 from __future__ import annotations
 
 import argparse
+import errno
 import sys
 from collections.abc import Callable, Sequence
 from pathlib import Path
 
 from pixelseg import __version__
 from pixelseg.errors import PixelsegError
+
+#: ``OSError`` numbers that mean the output cannot be written (said in one line).
+UNWRITABLE = frozenset({errno.ENOSPC, errno.EDQUOT, errno.EROFS, errno.EACCES, errno.EPERM})
 
 
 def _cmd_check(args: argparse.Namespace) -> int:
@@ -48,6 +54,8 @@ def _cmd_evaluate(args: argparse.Namespace) -> int:
         json_path=args.json,
         device=args.device,
         checkpoint=args.checkpoint,
+        precision=args.precision,
+        report=args.report,
     )
 
 
@@ -64,6 +72,23 @@ def _cmd_predict(args: argparse.Namespace) -> int:
         tile_overlap=args.tile_overlap,
         tta=args.tta,
         overwrite=args.overwrite,
+        precision=args.precision,
+        probability_dtype=args.probability_dtype,
+        engine=args.engine,
+    )
+
+
+def _cmd_export(args: argparse.Namespace) -> int:
+    from pixelseg.export.command import export_command
+
+    return export_command(args.run_dir, fmt=args.format, out=args.out, checkpoint=args.checkpoint)
+
+
+def _cmd_compare(args: argparse.Namespace) -> int:
+    from pixelseg.inference.compare import compare_command
+
+    return compare_command(
+        args.runs, split=args.split, out=args.out, data=args.data, device=args.device
     )
 
 
@@ -107,12 +132,19 @@ def build_parser() -> argparse.ArgumentParser:
     p.add_argument("--data", help="dataset config (default: the run's own)")
     p.add_argument("--split", default="val", choices=["train", "val", "test"])
     p.add_argument("--json", help="write the metrics as JSON to this file")
+    p.add_argument("--report", help="write the report here (default RUN_DIR/eval/SPLIT)")
     p.add_argument("--device", default="auto")
     p.add_argument(
         "--checkpoint",
         default="best",
         choices=["best", "last"],
         help="best: chosen on the run's val split (default); last: the final weights",
+    )
+    p.add_argument(
+        "--precision",
+        choices=["auto", "fp32", "bf16", "fp16"],
+        help="default: the run's training precision (what validation ran in); auto: the "
+        "fastest path whose labels equal fp32's, as predict measures it",
     )
 
     p = add("predict", _cmd_predict, "Predict label maps for image files or folders.")
@@ -124,14 +156,34 @@ def build_parser() -> argparse.ArgumentParser:
         "--probabilities", action="store_true", help="also write the class probabilities"
     )
     p.add_argument(
+        "--engine",
+        default="pytorch",
+        choices=["pytorch", "onnxruntime"],
+        help="onnxruntime: RUN_DIR/export/model.onnx (or RUN_DIR given as an .onnx file)",
+    )
+    p.add_argument(
+        "--probability-dtype",
+        default="float32",
+        choices=["float32", "float16", "uint8"],
+        help="how --probabilities are stored (uint8: p*254 with the band scale in the file)",
+    )
+    p.add_argument(
         "--tile",
         default="auto",
-        help="sliding-window tiles: auto (images over 4096x4096 px, semantic runs), off, or a "
-        "tile size in px",
+        help="sliding-window tiles: auto (images over 4096x4096 px), off, or a tile size in px "
+        "(instances: the overlap must exceed the largest object)",
     )
     p.add_argument("--tile-overlap", type=int, help="tile overlap in px (default: a quarter tile)")
     p.add_argument(
-        "--tta", action="store_true", help="average over flips and 90° rotations (8 passes)"
+        "--precision",
+        default="auto",
+        choices=["auto", "fp32", "bf16", "fp16"],
+        help="auto: the fastest path whose labels equal fp32's, measured on the first image",
+    )
+    p.add_argument(
+        "--tta",
+        action="store_true",
+        help="average over flips and 90° rotations (8 passes; semantic and watershed runs)",
     )
     p.add_argument(
         "--overwrite",
@@ -139,6 +191,19 @@ def build_parser() -> argparse.ArgumentParser:
         help="redo outputs that exist (default: skip those "
         "this run and checkpoint wrote with these options)",
     )
+
+    p = add("export", _cmd_export, "Export a run's network (ONNX or torch.export), checked.")
+    p.add_argument("run_dir")
+    p.add_argument("--format", default="onnx", choices=["onnx", "torch-export"])
+    p.add_argument("--out", help="the file (default RUN_DIR/export/model.onnx or model.pt2)")
+    p.add_argument("--checkpoint", default="best", choices=["best", "last"])
+
+    p = add("compare", _cmd_compare, "Compare runs on one split, with bootstrap intervals.")
+    p.add_argument("runs", nargs="+")
+    p.add_argument("--split", default="test", choices=["train", "val", "test"])
+    p.add_argument("--data", help="dataset config (default: each run's own)")
+    p.add_argument("--out", default="compare", help="folder for compare.html/.md/.json")
+    p.add_argument("--device", default="auto")
 
     p = add("demo", _cmd_demo, "Train, evaluate and predict on bundled synthetic data.")
     p.add_argument("--out", default="runs/demo")
@@ -158,14 +223,29 @@ def main(argv: Sequence[str] | None = None) -> int:
     except KeyboardInterrupt:
         print(f"pixelseg {args.command}: interrupted", file=sys.stderr)
         return 130
+    except OSError as exc:
+        if exc.errno in UNWRITABLE:  # the machine's problem, not pixelseg's: no crash log
+            where = f" {exc.filename}" if exc.filename else ""
+            print(
+                f"pixelseg {args.command}: error: cannot write{where}: {exc.strerror} (free "
+                "space or write elsewhere; what was written before is intact)",
+                file=sys.stderr,
+            )
+            return 1
+        return _internal_error(args.command, argv, exc)
     except Exception as exc:  # an internal error: a short message, the traceback in a file
-        log = write_crash_log(argv)
-        print(
-            f"pixelseg {args.command}: internal error: {type(exc).__name__}: {exc} "
-            f"(traceback in {log}; please report it)",
-            file=sys.stderr,
-        )
-        return 1
+        return _internal_error(args.command, argv, exc)
+
+
+def _internal_error(command: str, argv: Sequence[str] | None, exc: Exception) -> int:
+    """Print one line naming the crash log that holds the traceback; exit status 1."""
+    log = write_crash_log(argv)
+    print(
+        f"pixelseg {command}: internal error: {type(exc).__name__}: {exc} "
+        f"(traceback in {log}; please report it)",
+        file=sys.stderr,
+    )
+    return 1
 
 
 def write_crash_log(argv: Sequence[str] | None) -> Path:

@@ -170,6 +170,8 @@ class TrainConfig:
     ``checkpoint_every_s`` seconds and at the end. Post-training work (threshold tuning) may take
     ``post_training_share`` of ``max_time``: training stops early enough to leave it.
     ``num_workers``: DataLoader worker processes (``"auto"`` chooses from the CPU count).
+    ``tensorboard``: also write the logged curves as TensorBoard event files under
+    ``RUN_DIR/tensorboard`` (needs the ``tensorboard`` package).
     """
 
     epochs: int = 20
@@ -198,6 +200,7 @@ class TrainConfig:
     post_training_share: float = 0.1
     deterministic: bool = False
     augment: bool = True
+    tensorboard: bool = False
 
 
 @dataclass(frozen=True)

@@ -16,6 +16,7 @@ PACKAGE = Path(__file__).resolve().parents[2] / "src" / "pixelseg"
 #: Top-level units, highest first: a unit may import its own or any lower layer.
 LAYERS: list[set[str]] = [
     {"cli", "__main__", "demo", "train", "__init__"},
+    {"export"},
     {"inference"},
     {"tasks"},
     {"engine"},

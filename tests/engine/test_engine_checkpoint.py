@@ -69,3 +69,23 @@ def test_weights_of_another_model_are_refused(tmp_path: Path) -> None:
     path = save_checkpoint(tmp_path / "w.safetensors", torch.nn.Linear(3, 2))
     with pytest.raises(CheckpointError, match="do not fit"):
         load_checkpoint(path, torch.nn.Linear(4, 2))
+
+
+def test_the_gradient_scaler_state_is_saved_and_restored(tmp_path: Path) -> None:
+    # fp16 training on CUDA keeps a loss scale and a growth counter; a resumed run continues
+    # them instead of starting again at 65536. The CPU scaler has the same state.
+    scaler = torch.amp.GradScaler("cpu", init_scale=1024.0, growth_interval=7)
+    scaler.scale(torch.tensor(1.0))  # the scale tensor exists from the first use on
+    scaler._scale.fill_(256.0)  # type: ignore[union-attr]  # as after two overflows
+    scaler._growth_tracker.fill_(3)  # type: ignore[union-attr]
+    model = torch.nn.Linear(2, 2)
+    path = save_checkpoint(tmp_path / "last.safetensors", model, scaler=scaler)
+    restored = torch.amp.GradScaler("cpu")
+    load_checkpoint(path, model, scaler=restored)
+    assert restored.get_scale() == 256.0
+    assert restored.state_dict()["_growth_tracker"] == 3
+    assert restored.get_growth_interval() == 7
+    plain = save_checkpoint(tmp_path / "plain.safetensors", model)
+    untouched = torch.amp.GradScaler("cpu", init_scale=8.0)
+    load_checkpoint(plain, model, scaler=untouched)  # nothing saved: nothing changed
+    assert untouched.get_scale() == 8.0

@@ -2,7 +2,6 @@
 
 from __future__ import annotations
 
-import os
 import signal
 import subprocess
 import sys
@@ -12,20 +11,11 @@ from pathlib import Path
 import pytest
 import torch
 
+from conftest import DETERMINISTIC_SETTINGS, single_thread_env
 from pixelseg.data.synthetic import write_synthetic_semantic
 from pixelseg.engine.checkpoint import read_checkpoint
 
-SETTINGS = [
-    'model.name="unet"',
-    "model.options={depth=2, base_width=4}",
-    "train.epochs=3",
-    "train.batch_size=2",
-    "train.crop_size=32",
-    'train.precision="fp32"',
-    "train.deterministic=true",
-    "train.checkpoint_every_s=0.0",
-    "train.warmup_steps=2",
-]
+SETTINGS = DETERMINISTIC_SETTINGS
 
 
 def _train_cmd(config: Path, out: Path, *extra: str) -> list[str]:
@@ -33,11 +23,6 @@ def _train_cmd(config: Path, out: Path, *extra: str) -> list[str]:
     for setting in SETTINGS:
         cmd += ["--set", setting]
     return cmd + list(extra)
-
-
-def _env() -> dict[str, str]:
-    # One thread in every process: the same float summation order, so weights match exactly.
-    return {**os.environ, "OMP_NUM_THREADS": "1", "MKL_NUM_THREADS": "1"}
 
 
 def _weights(run_dir: Path) -> dict[str, torch.Tensor]:
@@ -49,11 +34,16 @@ def _weights(run_dir: Path) -> dict[str, torch.Tensor]:
 def test_killed_run_resumes_to_identical_weights(tmp_path: Path) -> None:
     config = write_synthetic_semantic(tmp_path / "data", n_images=16, size=48, seed=1)
     reference = tmp_path / "reference"
-    subprocess.run(_train_cmd(config, reference), env=_env(), check=True, capture_output=True)
+    subprocess.run(
+        _train_cmd(config, reference), env=single_thread_env(), check=True, capture_output=True
+    )
 
     killed = tmp_path / "killed"
     proc = subprocess.Popen(
-        _train_cmd(config, killed), env=_env(), stdout=subprocess.DEVNULL, stderr=subprocess.PIPE
+        _train_cmd(config, killed),
+        env=single_thread_env(),
+        stdout=subprocess.DEVNULL,
+        stderr=subprocess.PIPE,
     )
     checkpoint = killed / "checkpoints" / "last.safetensors"
     deadline = time.time() + 120
@@ -75,7 +65,10 @@ def test_killed_run_resumes_to_identical_weights(tmp_path: Path) -> None:
     assert meta["state"]["epoch"] == 1 and meta["state"]["position"] > 0
 
     resumed = subprocess.run(
-        _train_cmd(config, killed, "--resume"), env=_env(), capture_output=True, text=True
+        _train_cmd(config, killed, "--resume"),
+        env=single_thread_env(),
+        capture_output=True,
+        text=True,
     )
     assert resumed.returncode == 0, resumed.stderr
     assert "resumed" in resumed.stdout

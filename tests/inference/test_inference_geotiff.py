@@ -158,6 +158,33 @@ def test_predictions_are_geotiffs_in_place_with_nodata_unlabelled(
     assert predict_files(predictor, [image], out, probabilities=True) == (0, 1)
 
 
+@pytest.mark.parametrize("dtype", ["float16", "uint8"])
+def test_probability_maps_can_be_stored_smaller(
+    geo_run: tuple[Path, Path], tmp_path: Path, dtype: str
+) -> None:
+    data, run = geo_run
+    predictor = Predictor.from_run(run, device="cpu", precision="fp32")
+    image, out = data / "images/004.tif", tmp_path / dtype
+    written = predict_files(predictor, [image], out, probabilities=True, probability_dtype=dtype)
+    assert written == (1, 0)
+    prediction = predictor.predict(image)
+    assert isinstance(prediction, SemanticPrediction)
+    reference, nodata = prediction.probs.numpy(), _nodata(image)
+    with rasterio.open(out / "004_probs.tif") as src:
+        stored, scales = src.read(), src.scales
+        nbits = src.tags(1, ns="IMAGE_STRUCTURE").get("NBITS")
+    if dtype == "uint8":
+        assert stored.dtype == np.uint8 and (stored[:, nodata] == 255).all()
+        assert scales == pytest.approx((1 / 254, 1 / 254))
+        real = stored[:, ~nodata] * scales[0]
+        np.testing.assert_allclose(real, reference[:, ~nodata], atol=0.5 / 254 + 1e-6)
+    else:
+        assert nbits == "16" and np.isnan(stored[:, nodata]).all()
+        np.testing.assert_allclose(stored[:, ~nodata], reference[:, ~nodata], atol=1e-3)
+    # Another dtype is another output: the manifest does not count the old one as done.
+    assert predict_files(predictor, [image], out, probabilities=True) == (1, 0)
+
+
 def test_run_json_records_the_training_input(geo_run: tuple[Path, Path]) -> None:
     _, run = geo_run
     info = json.loads((run / "run.json").read_text())

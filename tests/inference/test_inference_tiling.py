@@ -65,17 +65,16 @@ def test_a_per_pixel_model_blends_back_to_its_whole_image_output() -> None:
     assert sum(seen) == len(tiles_of(150, 173, TileSpec(64, 20))) == 3 * 4
 
 
-def test_auto_tiles_only_large_semantic_images_and_instances_are_refused() -> None:
+def test_auto_tiles_only_large_images() -> None:
     small, large = (4096, 4096), (4097, 4096)
     assert WHOLE_IMAGE_PIXELS == 4096 * 4096
-    kwargs = {"task": "semantic", "crop_size": 384}
-    assert choose_tiles("auto", semantic=True, size=small, **kwargs) is None
-    assert choose_tiles("auto", semantic=True, size=large, **kwargs) == TileSpec(768, 192)
-    assert choose_tiles("auto", semantic=False, size=large, task="watershed", crop_size=256) is None
-    assert choose_tiles("off", semantic=True, size=large, **kwargs) is None
-    assert choose_tiles(TileSpec(64, 16), semantic=True, size=(64, 64), **kwargs) is None
-    with pytest.raises(ConfigError, match=r"'watershed'.*not merged"):
-        choose_tiles(TileSpec(64, 16), semantic=False, size=small, task="watershed", crop_size=8)
+    assert choose_tiles("auto", size=small, crop_size=384) is None
+    assert choose_tiles("auto", size=large, crop_size=384) == TileSpec(768, 192)
+    assert choose_tiles("off", size=large, crop_size=384) is None
+    assert choose_tiles(TileSpec(64, 16), size=(64, 64), crop_size=384) is None
+    assert choose_tiles(TileSpec(64, 16), size=(64, 65), crop_size=384) == TileSpec(64, 16)
+    with pytest.raises(ConfigError, match="tile must be 'auto', 'off'"):
+        choose_tiles("big", size=small, crop_size=8)
 
 
 def test_tile_options_are_parsed_or_refused_in_one_line() -> None:

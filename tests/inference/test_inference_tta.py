@@ -1,4 +1,4 @@
-"""Test-time augmentation: the eight symmetries undone exactly, averaged, semantic runs only."""
+"""Test-time augmentation: the eight symmetries undone exactly, averaged; dense tasks only."""
 
 from __future__ import annotations
 
@@ -14,7 +14,7 @@ from pixelseg.cli import main
 from pixelseg.errors import ConfigError
 from pixelseg.inference.predictor import Predictor
 from pixelseg.inference.tta import SYMMETRIES, _apply, _undo, dense_probabilities, with_tta
-from pixelseg.structures import SemanticPrediction
+from pixelseg.structures import InstancePrediction, SemanticPrediction
 
 
 def test_each_symmetry_is_undone_on_a_non_square_batch() -> None:
@@ -80,9 +80,16 @@ def test_tta_with_tiles_and_without_agree_on_a_per_pixel_model() -> None:
     torch.testing.assert_close(tiled, whole, atol=1e-6, rtol=0)
 
 
-def test_tta_is_refused_for_an_instance_run(
+def test_tta_is_refused_for_a_mask_rcnn_run_and_runs_for_a_watershed_run(
     tmp_path: Path, untrained_run: Callable[[str, Path], tuple[Path, Path]]
 ) -> None:
-    run_dir, image = untrained_run("watershed", tmp_path)
-    with pytest.raises(ConfigError, match="semantic runs, not 'watershed'"):
+    run_dir, image = untrained_run("instance", tmp_path / "instance")
+    with pytest.raises(ConfigError, match="'instance' task predicts objects"):
         Predictor.from_run(run_dir, tta=True).predict(image)
+    run_dir, image = untrained_run("watershed", tmp_path / "watershed")
+    averaged = Predictor.from_run(run_dir, tta=True).predict(image)
+    assert isinstance(averaged, InstancePrediction) and averaged.class_probs is not None
+    plain = Predictor.from_run(run_dir).predict(image)
+    assert isinstance(plain, InstancePrediction) and plain.class_probs is not None
+    assert averaged.class_probs.shape == plain.class_probs.shape
+    assert not np.allclose(averaged.class_probs, plain.class_probs)  # eight passes, not one

@@ -35,6 +35,9 @@ __all__ = [
 ]
 
 TIFF_SUFFIXES = (".tif", ".tiff")
+#: The most pixels an image is decoded whole with (a header announcing more is refused before
+#: any pixel is read): 2**30, 3 GB of RGB bytes. A larger GeoTIFF is streamed window by window.
+DECODE_MAX_PIXELS = 2**30
 # EXIF orientations 5-8 transpose the image: width and height swap when it is displayed.
 _SWAPPING_ORIENTATIONS = (5, 6, 7, 8)
 _ORIENTATION_TAG = 0x0112
@@ -122,6 +125,8 @@ def read_header(path: str | Path) -> ImageHeader:
             dtype = "uint16" if img.mode.startswith("I;16") else "uint8"
             if img.mode in ("I", "F"):
                 dtype = "int32" if img.mode == "I" else "float32"
+    except Image.DecompressionBombError as exc:  # Pillow refuses from the header alone
+        raise DataError(path, f"refused before decoding: {exc}") from exc
     except (UnidentifiedImageError, OSError, SyntaxError, ValueError) as exc:
         raise DataError(path, f"not a readable image ({exc})") from exc
     return ImageHeader(height, width, bands, dtype, orientation)
@@ -155,6 +160,10 @@ def _open_pil(path: Path) -> Image.Image:
             transposed = ImageOps.exif_transpose(img)
     except (UnidentifiedImageError, SyntaxError) as exc:
         raise DataError(path, f"not a readable image ({exc})") from exc
+    except Image.DecompressionBombError as exc:
+        raise DataError(path, f"refused before decoding: {exc}") from exc
+    except MemoryError as exc:
+        raise DataError(path, "too large to decode in memory") from exc
     except (OSError, ValueError) as exc:
         raise DataError(path, f"truncated or corrupt image data ({exc})") from exc
     return transposed if transposed is not None else img
@@ -186,7 +195,7 @@ def read_image_and_header(
         DataError: as :func:`read_image`.
     """
     path = Path(path)
-    header = _header_within(path, max_pixels)
+    header = _header_within(path, DECODE_MAX_PIXELS if max_pixels is None else max_pixels)
     if header.reader == "pillow":
         array = np.asarray(_drop_alpha(_open_pil(path)))
     else:

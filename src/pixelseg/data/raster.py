@@ -155,6 +155,8 @@ def write_geotiff(
     nodata: float | None = None,
     descriptions: Sequence[str] = (),
     palette: Sequence[Sequence[int]] = (),
+    half: bool = False,
+    scale: float | None = None,
 ) -> Path:
     """Write ``(C, H, W)`` (or ``(H, W)``) bands as a deflate-compressed GeoTIFF, atomically.
 
@@ -166,6 +168,9 @@ def write_geotiff(
         nodata: the value that marks pixels without data (NaN for float bands), or ``None``.
         descriptions: one name per band (shown by QGIS), or none.
         palette: RGB colours of the values ``0..K-1`` of a single 8/16-bit band, or none.
+        half: store float32 bands as 16-bit floats (GDAL's ``NBITS=16``; read back as float32).
+        scale: the stored values times ``scale`` are the real ones (GDAL's band scale, applied
+            by QGIS and ``rasterio``'s ``scales``), or ``None``.
 
     Returns:
         The destination path.
@@ -189,6 +194,10 @@ def write_geotiff(
             options["crs"] = CRS.from_wkt(georef.crs)
     if nodata is not None:
         options["nodata"] = nodata
+    if half:
+        if array.dtype != np.float32:
+            raise ValueError(f"half needs float32 bands, got {array.dtype}")
+        options["nbits"] = 16
 
     def write(tmp: Path) -> None:
         # No .aux.xml beside the temporary file: everything goes into the TIFF's own tags.
@@ -202,5 +211,7 @@ def write_geotiff(
                 dst.set_band_description(index, name)
             if palette and array.shape[0] == 1 and array.dtype in (np.uint8, np.uint16):
                 dst.write_colormap(1, _colormap(palette))
+            if scale is not None:
+                dst.scales = (scale,) * array.shape[0]
 
     return atomic_write(path, write)

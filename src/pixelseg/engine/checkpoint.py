@@ -8,7 +8,9 @@ position) as JSON in the safetensors header's metadata. One file means one atomi
 from __future__ import annotations
 
 import json
+import os
 import random
+import re
 from pathlib import Path
 from typing import Any
 
@@ -76,6 +78,7 @@ def save_checkpoint(
     optimizer: torch.optim.Optimizer | None = None,
     state: dict[str, Any] | None = None,
     with_rng: bool = False,
+    scaler: torch.amp.GradScaler | None = None,
 ) -> Path:
     """Write model weights (and optionally optimizer, RNG and loop state) atomically.
 
@@ -85,6 +88,7 @@ def save_checkpoint(
         optimizer: included for resumable checkpoints.
         state: JSON-serialisable loop state (epoch, step, best metric, data position...).
         with_rng: include RNG states so a resumed run draws the same numbers.
+        scaler: fp16's gradient scaler, whose scale and growth counter a resumed run continues.
     """
     tensors = {f"model/{k}": v.detach().cpu().contiguous() for k, v in model.state_dict().items()}
     meta: dict[str, Any] = {"format": "pixelseg-checkpoint-1", "state": state or {}}
@@ -92,12 +96,28 @@ def save_checkpoint(
         opt_tensors, opt_meta = _flatten_optimizer(optimizer.state_dict())
         tensors.update({k: v.detach().cpu().contiguous() for k, v in opt_tensors.items()})
         meta["optimizer"] = opt_meta
+    if scaler is not None and scaler.is_enabled():
+        meta["grad_scaler"] = dict(scaler.state_dict())
     if with_rng:
         rng_tensors, rng_meta = capture_rng()
         tensors.update(rng_tensors)
         meta["rng"] = rng_meta
     header = {"pixelseg": json.dumps(meta)}
-    return atomic_write(path, lambda tmp: save_file(tensors, str(tmp), metadata=header))
+
+    def write(tmp: Path) -> None:
+        try:
+            save_file(tensors, str(tmp), metadata=header)
+        except OSError:
+            raise
+        except Exception as exc:  # safetensors reports I/O failures as its own error type
+            # e.g. "I/O error: No space left on device (os error 28)"
+            code = re.search(r"\(os error (\d+)\)", str(exc))
+            if code is None:
+                raise
+            number = int(code.group(1))
+            raise OSError(number, os.strerror(number), str(path)) from exc
+
+    return atomic_write(path, write)
 
 
 def read_checkpoint(path: str | Path) -> tuple[dict[str, torch.Tensor], dict[str, Any]]:
@@ -133,8 +153,12 @@ def load_checkpoint(
     *,
     optimizer: torch.optim.Optimizer | None = None,
     restore_rng_state: bool = False,
+    scaler: torch.amp.GradScaler | None = None,
 ) -> dict[str, Any]:
-    """Load a checkpoint into ``model`` (and ``optimizer``); return the saved loop state."""
+    """Load a checkpoint into ``model`` (and ``optimizer``, ``scaler``); return the loop state.
+
+    A ``scaler`` is restored when the checkpoint holds its state (one saved in fp16).
+    """
     tensors, meta = read_checkpoint(path)
     weights = {k[len("model/") :]: v for k, v in tensors.items() if k.startswith("model/")}
     try:
@@ -150,4 +174,6 @@ def load_checkpoint(
         if "rng" not in meta:
             raise CheckpointError(f"{path}: no RNG state saved")
         restore_rng({k: v for k, v in tensors.items() if k.startswith("rng/")}, meta["rng"])
+    if scaler is not None and "grad_scaler" in meta:
+        scaler.load_state_dict(meta["grad_scaler"])
     return dict(meta.get("state", {}))

@@ -28,6 +28,7 @@ class CheckpointPolicy:
         optimizer: its optimizer (saved in ``last``).
         clock: the run's clock (``state.elapsed`` is set from it at each save).
         every_s: seconds between time-based ``last`` checkpoints.
+        scaler: fp16's gradient scaler (saved in ``last``), or ``None``.
     """
 
     def __init__(
@@ -38,8 +39,10 @@ class CheckpointPolicy:
         *,
         clock: Clock,
         every_s: float,
+        scaler: torch.amp.GradScaler | None = None,
     ) -> None:
         self.writer = writer
+        self.scaler = scaler
         self.model = model
         self.optimizer = optimizer
         self.clock = clock
@@ -60,6 +63,7 @@ class CheckpointPolicy:
                 optimizer=self.optimizer,
                 state=dataclasses.asdict(state),
                 with_rng=True,
+                scaler=self.scaler,
             )
         self._last_save = self.clock.now()
 

@@ -126,6 +126,8 @@ def _log_record(run: Training, record: dict[str, Any], *, improved_now: bool) ->
     with run.ledger.track("logging"):
         run.writer.append_jsonl("metrics.jsonl", record)
         run.log(epoch_row(record, run.metric, improved_now))
+        if run.tensorboard is not None:
+            run.tensorboard.add(record)
 
 
 def _record(run: Training, event: str, train_loss: float | None) -> dict[str, Any]:
@@ -238,6 +240,10 @@ def fit(
         NonFiniteLossError: the loss became NaN/inf (the last good checkpoint is kept).
     """
     run = prepare_training(config, Path(run_dir), task, resume=resume, device=device)
+    if config.train.tensorboard and run.writer.enabled:  # a missing package said before training
+        from pixelseg.engine.tensorboard import TensorBoardLog
+
+        run.tensorboard = TensorBoardLog(run.writer.path("tensorboard"))
     state = run.state
     with run.ledger.track("logging"):
         if resume:

@@ -156,7 +156,8 @@ def _step(
     if not math.isfinite(value):
         raise NonFiniteLossError(
             f"loss is {value} at step {state.step} (epoch {state.epoch + 1}, batch "
-            f"{state.position}); the last good checkpoint is kept"
+            f"{state.position}); the last good checkpoint is kept: lower train.lr, or train in "
+            "fp32 (--precision fp32)"
         )
     optimizer.zero_grad(set_to_none=True)
     if scaler is not None:

@@ -18,11 +18,18 @@ from rich.progress import (
 
 from pixelseg.engine.distributed import is_main_process
 
+#: The bars shown now (at most one: rich cannot show two live displays).
+_shown: list[str] = []
+
 
 @contextmanager
 def progress_bar(description: str, *, total: int | None) -> Iterator[Callable[..., None]]:
-    """Yield ``advance(**fields)``; shows a transient bar on an interactive rank-0 console."""
-    if not (is_main_process() and sys.stderr.isatty()):
+    """Yield ``advance(**fields)``; shows a transient bar on an interactive rank-0 console.
+
+    A bar opened while another is shown stays hidden (rich shows one live display at a time):
+    the outer bar, e.g. the folder's images, keeps going.
+    """
+    if not (is_main_process() and sys.stderr.isatty()) or _shown:
         yield lambda **_: None
         return
     progress = Progress(
@@ -34,13 +41,19 @@ def progress_bar(description: str, *, total: int | None) -> Iterator[Callable[..
         TextColumn("{task.fields[info]}"),
         transient=True,
     )
-    with progress:
-        task_id = progress.add_task(description, total=total, info="")
+    _shown.append(description)
+    try:
+        with progress:
+            yield _advancer(progress, progress.add_task(description, total=total, info=""))
+    finally:
+        _shown.pop()
 
-        def advance(**fields: Any) -> None:
-            info = " ".join(
-                f"{k}={v:.4f}" if isinstance(v, float) else f"{k}={v}" for k, v in fields.items()
-            )
-            progress.update(task_id, advance=1, info=info)
 
-        yield advance
+def _advancer(progress: Progress, task_id: Any) -> Callable[..., None]:
+    def advance(**fields: Any) -> None:
+        info = " ".join(
+            f"{k}={v:.4f}" if isinstance(v, float) else f"{k}={v}" for k, v in fields.items()
+        )
+        progress.update(task_id, advance=1, info=info)
+
+    return advance

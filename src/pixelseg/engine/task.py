@@ -65,6 +65,10 @@ class Task(Protocol):
     primary_metric: str
     #: What :meth:`predict` returns (the outputs ``pixelseg predict`` writes follow it).
     prediction_type: type[Prediction]
+    #: Whether the prediction is made from per-pixel maps (:meth:`dense_forward`) that tiles
+    #: can blend and test-time augmentation can average; otherwise tiles are predicted one by
+    #: one and their objects merged at the seams.
+    dense_output: bool
 
     @property
     def tunes_after_training(self) -> bool:
@@ -98,6 +102,16 @@ class Task(Protocol):
         ``region`` says which part of a padded image is real (outputs are cropped to it) and
         where no object may be found.
         """
+
+    def dense_forward(
+        self, model: nn.Module, batch: torch.Tensor, *, autocast: Autocast
+    ) -> torch.Tensor:
+        """``(B, M, h, w)`` float32 per-pixel maps (on the CPU) of a normalised batch, when
+        ``dense_output``; :meth:`from_dense` turns one image's maps into its prediction."""
+
+    def from_dense(self, maps: torch.Tensor, *, region: Region | None = None) -> Prediction:
+        """The prediction of one image's ``(M, H, W)`` maps (blended over tiles, averaged over
+        symmetries); ``region.ignore`` pixels hold no object."""
 
     def evaluate(self, predict: PredictFn, dataset: Any) -> EvaluationResult:
         """Every metric of ``predict`` over ``dataset``'s samples (whole images)."""

@@ -77,6 +77,8 @@ class Training:
     stopping: EarlyStopping
     schedule: ValidationSchedule
     timed: TimedValidation | None
+    #: TensorBoard event files (``train.tensorboard``), opened before the first step.
+    tensorboard: Any = None
 
     @property
     def model(self) -> torch.nn.Module:
@@ -187,10 +189,15 @@ def prepare_training(
         optimizer = torch.optim.AdamW(
             job.model.parameters(), lr=train_cfg.lr, weight_decay=train_cfg.weight_decay
         )
+        scaler = torch.amp.GradScaler("cuda") if precision == "fp16" else None
         state = LoopState()
         if resume:
             restored = load_checkpoint(
-                run_dir / rd.LAST, job.model, optimizer=optimizer, restore_rng_state=True
+                run_dir / rd.LAST,
+                job.model,
+                optimizer=optimizer,
+                restore_rng_state=True,
+                scaler=scaler,
             )
             state = LoopState.from_dict(restored)
         num_train = len(job.datasets["train"])
@@ -223,7 +230,7 @@ def prepare_training(
         run_dir=run_dir,
         job=job,
         optimizer=optimizer,
-        scaler=torch.amp.GradScaler("cuda") if precision == "fp16" else None,
+        scaler=scaler,
         state=state,
         writer=writer,
         log=log,
@@ -234,7 +241,12 @@ def prepare_training(
         ledger=ledger,
         budget=budget,
         checkpoints=CheckpointPolicy(
-            writer, job.model, optimizer, clock=clock, every_s=train_cfg.checkpoint_every_s
+            writer,
+            job.model,
+            optimizer,
+            clock=clock,
+            every_s=train_cfg.checkpoint_every_s,
+            scaler=scaler,
         ),
         sampler=sampler,
         train_loader=train_loader,

@@ -12,6 +12,7 @@ from pixelseg.engine.run_dir import RunInfo
 from pixelseg.engine.writer import RunWriter
 from pixelseg.errors import ConfigError, DataError
 from pixelseg.files import atomic_write_json
+from pixelseg.inference.evaluate_figures import write_figures
 from pixelseg.inference.predictor import Predictor
 from pixelseg.metrics.results import EvaluationResult
 from pixelseg.tasks.registry import get_task
@@ -33,15 +34,32 @@ def _other_data(data: str, info: RunInfo) -> Config:
     return config
 
 
+def _precision(run_dir: str | Path, precision: str | None, device: str) -> str:
+    """``precision``, or the one the run trained (and validated) in — its ``auto`` resolved by
+    the training rule — so that evaluation measures what validation measured."""
+    if precision is not None:
+        return precision
+    from pixelseg.engine.precision import resolve_device, resolve_precision
+    from pixelseg.engine.run_dir import read_run
+
+    return resolve_precision(read_run(run_dir)[0].train.precision, resolve_device(device))
+
+
 def selection_notes(info: RunInfo, *, split: str, checkpoint: str, own_data: bool) -> list[str]:
-    """What the reported split decided in the run, said next to its numbers.
+    """What the reported split decided in the run, and the loss it trained with, said next to
+    its numbers.
 
     The best checkpoint is chosen on the run's ``val`` split, and the watershed / Mask R-CNN
     thresholds are tuned there: numbers on that split are optimistic.
     """
-    if not own_data or split != "val":
-        return []
     notes = []
+    loss = info.loss
+    if loss.get("name"):
+        weighting = loss.get("weighting") or "none"
+        why = f": {loss['reason']}" if loss.get("reason") else ""
+        notes.append(f"trained with loss {loss['name']}, class weighting {weighting}{why}")
+    if not own_data or split != "val":
+        return notes
     if checkpoint == "best":
         notes.append(
             "the val split chose this (best) checkpoint: its numbers are optimistic; report "
@@ -55,9 +73,15 @@ def selection_notes(info: RunInfo, *, split: str, checkpoint: str, own_data: boo
 
 
 def evaluate_predictor(
-    predictor: Predictor, *, data: str | None = None, split: str = "val"
+    predictor: Predictor,
+    *,
+    data: str | None = None,
+    split: str = "val",
+    figures: tuple[RunWriter, str] | None = None,
 ) -> EvaluationResult:
-    """Every metric of ``predictor``'s task on ``split`` of its run's data (or ``data``'s).
+    """Every metric of ``predictor``'s task on ``split`` of its run's data (or ``data``'s);
+    with ``figures`` (the run's writer and a folder), the report's pictures are drawn there
+    (:mod:`pixelseg.inference.evaluate_figures`).
 
     Returns:
         The task's metrics plus ``split``, ``task`` and ``precision``.
@@ -79,9 +103,14 @@ def evaluate_predictor(
         )
     datasets = get_task(info.task).build_datasets(config, (split,), info)
     result = predictor.task.evaluate(predictor.predict_normalized, datasets[split])
+    if figures is not None:  # drawn now, while the split is at hand
+        writer, folder = figures
+        write_figures(predictor, datasets[split], result, writer, folder)
     result["split"] = split
     result["task"] = info.task
     result["precision"] = predictor.precision
+    if predictor.plan is not None:
+        result["inference"] = {"plan": predictor.plan.name, "reason": predictor.plan.reason}
     return result
 
 
@@ -92,13 +121,21 @@ def evaluate_run(
     split: str = "val",
     device: str = "auto",
     checkpoint: str = "best",
+    precision: str | None = None,
 ) -> EvaluationResult:
     """Evaluate the ``best`` (or ``last``) checkpoint of ``run_dir`` on ``split``.
 
     Args:
         data: another dataset config to evaluate on (the run's own by default).
+        precision: default the run's training precision (what its validation ran in);
+            ``auto`` measures the fastest path as ``predict`` does.
     """
-    predictor = Predictor.from_run(run_dir, device=device, checkpoint=checkpoint)
+    predictor = Predictor.from_run(
+        run_dir,
+        device=device,
+        checkpoint=checkpoint,
+        precision=_precision(run_dir, precision, device),
+    )
     result = evaluate_predictor(predictor, data=data, split=split)
     result["checkpoint"] = checkpoint
     result["notes"] = selection_notes(
@@ -115,18 +152,26 @@ def evaluate_command(
     json_path: str | None,
     device: str,
     checkpoint: str = "best",
+    precision: str | None = None,
+    report: str | None = None,
 ) -> int:
-    """The ``pixelseg evaluate`` subcommand: print, and write reports under ``RUN_DIR/eval``."""
-    predictor = Predictor.from_run(run_dir, device=device, checkpoint=checkpoint)
-    result = evaluate_predictor(predictor, data=data, split=split)
+    """The ``pixelseg evaluate`` subcommand: print, and write the report (``report.html``,
+    ``report.md``, ``metrics.json``, its PNGs) under ``RUN_DIR/eval/<split>`` or ``report``."""
+    predictor = Predictor.from_run(
+        run_dir,
+        device=device,
+        checkpoint=checkpoint,
+        precision=_precision(run_dir, precision, device),
+    )
+    writer = RunWriter(report if report else run_dir)
+    folder = "." if report else f"eval/{split}"
+    result = evaluate_predictor(predictor, data=data, split=split, figures=(writer, folder))
     result["checkpoint"] = checkpoint
     result["notes"] = selection_notes(
         predictor.info, split=split, checkpoint=checkpoint, own_data=data is None
     )
     console = Console(highlight=False)
     title = f"{Path(run_dir).name}: {split} split ({result['num_images']} images)"
-    writer = RunWriter(run_dir)
-    folder = f"eval/{split}"
     writer.json(f"{folder}/metrics.json", result)
     predictor.task.print_report(result, title=title, console=console)
     for note in result["notes"]:

@@ -3,18 +3,14 @@
 Semantic predictions: ``<stem>_label.png`` (paletted class indices) and ``<stem>_overlay.png``
 (the classes' colours over the image). Instance predictions (watershed and Mask R-CNN alike):
 ``<stem>_instances.png`` (16-bit instance label image, objects ``1..N``), ``<stem>_overlay.png``
-(contours on the image) and, for the whole folder, ``predictions_coco.json`` (COCO results:
-RLE ``segmentation``, ``bbox``, ``area``, ``score``, the same objects as the label images; an
-image the Predictor warned about carries its ``warnings``).
-
-A georeferenced input (a GeoTIFF) gets its label image as a GeoTIFF instead, with the input's
-CRS and transform, so it opens in QGIS over the input: ``<stem>_label.tif`` (one uint8 band, the
-class colours as its colour table) or ``<stem>_instances.tif`` (one int32 band). Nodata pixels of
-the input are left unlabelled: the semantic label image holds the ignore index there (the
-GeoTIFF's nodata value), the instance GeoTIFF ``-1`` (its nodata value; no object in the PNG),
-and the overlay shows the image alone. With ``probabilities``, ``<stem>_probs.tif`` holds the
-class probabilities (semantic; the watershed net's classes) as float32 bands named after the
-classes, NaN on nodata pixels, georeferenced like the input when it is.
+(contours on the image) and, for the whole folder, ``predictions_coco.json`` (COCO results keyed
+by file name: RLE ``segmentation``, ``bbox``, ``area``, ``score``; an image the Predictor warned
+about carries its ``warnings``). A georeferenced input gets its labels as a GeoTIFF with its CRS
+and transform instead (it opens in QGIS over the input): ``<stem>_label.tif`` (uint8, the class
+colours as its colour table) or ``<stem>_instances.tif`` (int32) plus the objects' polygons in
+``<stem>_instances.geojson`` (:mod:`pixelseg.inference.polygons`). Nodata pixels of the input are
+left unlabelled (the ignore index, or ``-1`` in an instance GeoTIFF) and uncoloured.
+``probabilities`` adds ``<stem>_probs.tif`` (:mod:`pixelseg.inference.probability_maps`).
 
 Every file is written atomically, so a file that exists is whole and a killed run resumes where
 it stopped.
@@ -32,7 +28,9 @@ import numpy as np
 from pixelseg.data.raster import write_geotiff
 from pixelseg.engine.run_dir import RunInfo
 from pixelseg.files import atomic_write_json
-from pixelseg.inference.predictor import PreparedImage
+from pixelseg.inference.polygons import write_instance_geojson
+from pixelseg.inference.prepared import PreparedImage
+from pixelseg.inference.probability_maps import probabilities_path, write_probabilities
 from pixelseg.structures import InstancePrediction, Prediction, SemanticPrediction
 
 COCO_FILE = "predictions_coco.json"
@@ -64,23 +62,15 @@ class OutputWriter(Protocol):
         """Write what covers the whole folder (the COCO file)."""
 
 
-def probabilities_path(out: Path, image_path: Path) -> Path:
-    """Where the class probabilities of ``image_path`` go: ``<stem>_probs.tif``."""
-    return out / f"{image_path.stem}_probs.tif"
+def geojson_path(label_path: Path) -> Path:
+    """Where a georeferenced image's instance polygons go: ``<stem>_instances.geojson``."""
+    return label_path.with_suffix(".geojson")
 
 
-def write_probabilities(
-    path: Path, probs: np.ndarray, prepared: PreparedImage, names: list[str]
-) -> Path:
-    """``(K, H, W)`` probabilities as a float32 GeoTIFF (NaN, its nodata value, on nodata)."""
-    bands = np.array(probs, dtype=np.float32, copy=True)
-    if prepared.nodata is not None:
-        bands[:, prepared.nodata] = np.nan
-    if len(names) != len(bands):
-        names = [f"class {k}" for k in range(len(bands))]
-    return write_geotiff(
-        path, bands, georef=prepared.georef, nodata=float("nan"), descriptions=names
-    )
+def unlabelled_value(ignore_index: int) -> int:
+    """What a uint8 label image holds where nothing is predicted: the ignore index, or 255 when
+    it does not fit in a byte."""
+    return ignore_index if 0 <= ignore_index <= 255 else 255
 
 
 class SemanticOutputs:
@@ -90,17 +80,25 @@ class SemanticOutputs:
         out: the output folder.
         info: the run's record (palette, ignore index, class names).
         probabilities: also write each image's class probabilities.
+        probability_dtype: float32, float16 or uint8 (see probability_maps).
     """
 
     label = "label"
 
-    def __init__(self, out: Path, info: RunInfo, *, probabilities: bool = False) -> None:
+    def __init__(
+        self,
+        out: Path,
+        info: RunInfo,
+        *,
+        probabilities: bool = False,
+        probability_dtype: str = "float32",
+    ) -> None:
         self.out = out
+        self.probability_dtype = probability_dtype
         self.palette = info.palette
         self.class_names = list(info.class_names)
         self.ignore_index = int(info.ignore_index)
-        # A uint8 label image: an ignore index beyond it is stored as 255.
-        self.unlabelled = self.ignore_index if 0 <= self.ignore_index <= 255 else 255
+        self.unlabelled = unlabelled_value(self.ignore_index)
         self.probabilities = probabilities
 
     def is_done(self, image_path: Path, label_path: Path, overlay_path: Path) -> bool:
@@ -126,7 +124,10 @@ class SemanticOutputs:
         save_png(overlay_path, overlay(prepared.image, colours, uncoloured=prepared.nodata))
         if self.probabilities:
             path = probabilities_path(label_path.parent, image_path)
-            write_probabilities(path, prediction.probs.numpy(), prepared, self.class_names)
+            dtype = self.probability_dtype
+            write_probabilities(
+                path, prediction.probs.numpy(), prepared, self.class_names, dtype=dtype
+            )
         labels = np.where(label_map == self.ignore_index, self.unlabelled, label_map)
         labels = labels.astype(np.uint8)
         if label_path.suffix == ".tif":
@@ -168,11 +169,20 @@ class InstanceOutputs:
         out: the output folder.
         info: the run's record (the object classes name the COCO categories).
         probabilities: also write the watershed net's class probabilities.
+        probability_dtype: float32, float16 or uint8 (see probability_maps).
     """
 
     label = "instances"
 
-    def __init__(self, out: Path, info: RunInfo, *, probabilities: bool = False) -> None:
+    def __init__(
+        self,
+        out: Path,
+        info: RunInfo,
+        *,
+        probabilities: bool = False,
+        probability_dtype: str = "float32",
+    ) -> None:
+        self.probability_dtype = probability_dtype
         names = info.extra.get("object_classes") or info.class_names
         self.out = out
         self.path = out / COCO_FILE
@@ -205,6 +215,8 @@ class InstanceOutputs:
     def is_done(self, image_path: Path, label_path: Path, overlay_path: Path) -> bool:
         """Both images exist and the earlier COCO file lists the image (its objects are kept)."""
         done = label_path.exists() and overlay_path.exists() and image_path.name in self.previous
+        # A .tif label means a georeferenced input: its polygons belong to its outputs.
+        done = done and (label_path.suffix != ".tif" or geojson_path(label_path).exists())
         if done:
             self._add(*self.previous[image_path.name])
         return done
@@ -225,8 +237,20 @@ class InstanceOutputs:
         save_contour_overlay(overlay_path, image, prediction.label_image)
         if self.probabilities and prediction.class_probs is not None:
             path = probabilities_path(label_path.parent, image_path)
-            write_probabilities(path, prediction.class_probs, prepared, self.class_names)
+            dtype = self.probability_dtype
+            write_probabilities(
+                path, prediction.class_probs, prepared, self.class_names, dtype=dtype
+            )
         if label_path.suffix == ".tif":
+            if prepared.georef is not None:
+                write_instance_geojson(
+                    geojson_path(label_path),
+                    prediction.label_image,
+                    prediction.scores,
+                    prediction.labels,
+                    prepared.georef,
+                    [category["name"] for category in self.categories],
+                )
             labels = prediction.label_image.astype(np.int32)
             if prepared.nodata is not None:
                 labels[prepared.nodata] = INSTANCE_NODATA
@@ -258,16 +282,14 @@ class InstanceOutputs:
 
 
 def output_writer(
-    prediction_type: type[Prediction], out: Path, info: RunInfo, *, probabilities: bool = False
+    prediction_type: type[Prediction],
+    out: Path,
+    info: RunInfo,
+    *,
+    probabilities: bool = False,
+    probability_dtype: str = "float32",
 ) -> OutputWriter:
-    """The writer of a task's predictions (by the type its ``predict`` returns).
-
-    Args:
-        prediction_type: what the task's ``predict`` returns.
-        out: the output folder.
-        info: the run's record.
-        probabilities: also write the class probabilities (``<stem>_probs.tif``).
-    """
-    if prediction_type is InstancePrediction:
-        return InstanceOutputs(out, info, probabilities=probabilities)
-    return SemanticOutputs(out, info, probabilities=probabilities)
+    """The writer of the predictions of a task whose ``predict`` returns ``prediction_type``,
+    into ``out``; ``probabilities`` adds ``<stem>_probs.tif`` in ``probability_dtype``."""
+    kind = InstanceOutputs if prediction_type is InstancePrediction else SemanticOutputs
+    return kind(out, info, probabilities=probabilities, probability_dtype=probability_dtype)

@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+from concurrent.futures import ThreadPoolExecutor
 from pathlib import Path
 
 from rich.console import Console
@@ -13,6 +14,14 @@ from pixelseg.inference.manifest import Manifest, origin_of
 from pixelseg.inference.outputs import output_writer
 from pixelseg.inference.predictor import Predictor
 from pixelseg.inference.tiling import TileSpec
+from pixelseg.structures import SemanticPrediction
+
+#: Where ``pixelseg export --format onnx`` puts a run's graph by default.
+EXPORTED_ONNX = "export/model.onnx"
+#: Threads decoding the next images while the model predicts one.
+DECODE_THREADS = 2
+#: Decoded images waiting at most (memory: this many images beside the one predicted).
+PREFETCH = 2
 
 
 def output_paths(
@@ -42,6 +51,7 @@ def predict_files(
     warnings: list[str] | None = None,
     folders: list[Path] | None = None,
     overwrite: bool = False,
+    probability_dtype: str = "float32",
 ) -> tuple[int, int]:
     """Write each image's outputs (see :mod:`pixelseg.inference.outputs`) into ``out``.
 
@@ -60,6 +70,8 @@ def predict_files(
         folders: each image's folder below ``out`` (default: ``out`` itself; see
             :func:`~pixelseg.inference.inputs.output_folders`).
         overwrite: redo the outputs that exist.
+        probability_dtype: ``float32``, ``float16`` or ``uint8`` (see
+            :data:`~pixelseg.inference.probability_maps.PROBABILITY_DTYPES`).
 
     Returns:
         ``(written, skipped)`` counts.
@@ -71,42 +83,106 @@ def predict_files(
     out = Path(out)
     out.mkdir(parents=True, exist_ok=True)
     info = predictor.info
-    writer = output_writer(predictor.task.prediction_type, out, info, probabilities=probabilities)
+    writer = output_writer(
+        predictor.task.prediction_type,
+        out,
+        info,
+        probabilities=probabilities,
+        probability_dtype=probability_dtype,
+    )
     manifest = None
     if predictor.source is not None:
         origin = origin_of(
             *predictor.source,
-            probabilities=probabilities,
+            probabilities=probability_dtype if probabilities else False,
             tile=str(predictor.tile),
             tta=predictor.tta,
+            precision=predictor.requested_precision,
         )
         manifest = Manifest(out, origin)
         if overwrite:
             manifest.forget()
-    written = skipped = 0
-    with progress_bar("predict", total=len(files)) as advance:
-        for index, path in enumerate(files):
-            folder = out / folders[index] if folders is not None else out
-            folder.mkdir(parents=True, exist_ok=True)
-            suffix = label_suffix(path)
-            label_path, overlay_path = output_paths(folder, path, label=writer.label, suffix=suffix)
+    semantic = predictor.task.prediction_type is SemanticPrediction
+    todo: list[tuple[Path, Path, Path, bool]] = []  # (image, label, overlay, streamed)
+    skipped = 0
+    for index, path in enumerate(files):
+        folder = out / folders[index] if folders is not None else out
+        folder.mkdir(parents=True, exist_ok=True)
+        stream = _streamed(path, semantic=semantic)
+        suffix = ".tif" if stream else label_suffix(path)
+        label_path, overlay_path = output_paths(folder, path, label=writer.label, suffix=suffix)
+        if stream:  # a streamed raster has its label image alone
+            done = not overwrite and label_path.exists()
+        else:
             done = not overwrite and writer.is_done(path, label_path, overlay_path)
-            if done and (manifest is None or manifest.is_current(label_path, path)):
-                skipped += 1
+        if done and (manifest is None or manifest.is_current(label_path, path)):
+            skipped += 1
+        else:
+            todo.append((path, label_path, overlay_path, stream))
+    written = 0
+    # Images are decoded in threads (PIL, GDAL and NumPy release the GIL) while the model runs
+    # on the one before; at most PREFETCH decoded images wait in memory.
+    decoded = [k for k, item in enumerate(todo) if not item[3]]
+    with (
+        progress_bar("predict", total=len(todo)) as advance,
+        ThreadPoolExecutor(max_workers=DECODE_THREADS) as pool,
+    ):
+        loads = {k: pool.submit(predictor.load, todo[k][0]) for k in decoded[:PREFETCH]}
+        for index, (path, label_path, overlay_path, stream) in enumerate(todo):
+            if stream:
+                _predict_streamed(predictor, path, label_path)
             else:
-                prepared = predictor.load(path)
+                prepared = loads.pop(index).result()
+                position = decoded.index(index) + PREFETCH
+                if position < len(decoded):
+                    later = decoded[position]
+                    loads[later] = pool.submit(predictor.load, todo[later][0])
                 prediction = predictor.predict_prepared(prepared)
                 writer.write(path, prepared, prediction, label_path, overlay_path)
-                if manifest is not None:
-                    manifest.record(label_path, path)
                 if warnings is not None:
                     warnings += prepared.warnings
-                written += 1
+            if manifest is not None:
+                manifest.record(label_path, path)
+            written += 1
             advance()
     writer.close()
     if manifest is not None:
         manifest.save()
     return written, skipped
+
+
+def _streamed(path: Path, *, semantic: bool) -> bool:
+    from pixelseg.data.io import read_header
+    from pixelseg.inference.streaming import streams
+
+    try:
+        return streams(read_header(path), semantic=semantic)
+    except DataError:
+        return False  # unreadable: predicting it says so
+
+
+def _predict_streamed(predictor: Predictor, path: Path, label_path: Path) -> None:
+    """A raster too large for memory, window by window (labels only)."""
+    from pixelseg.inference.outputs import unlabelled_value
+    from pixelseg.inference.streaming import predict_streamed
+
+    tile = predictor.tile
+    if not isinstance(tile, TileSpec):
+        crop = predictor.config.train.crop_size if predictor.config is not None else None
+        tile = TileSpec.from_crop(crop)
+    Console(stderr=True, highlight=False).print(
+        f"{path}: streamed window by window in {tile.size}-px tiles (too large for memory); "
+        "label image only, no overlay or probabilities",
+        soft_wrap=True,
+    )
+    predict_streamed(
+        predictor,
+        path,
+        label_path,
+        tile,
+        unlabelled=unlabelled_value(predictor.ignore_index),
+        palette=predictor.info.palette,
+    )
 
 
 def parse_tile(tile: str, overlap: int | None) -> str | TileSpec:
@@ -140,6 +216,9 @@ def predict_command(
     tile_overlap: int | None = None,
     tta: bool = False,
     overwrite: bool = False,
+    precision: str = "auto",
+    probability_dtype: str = "float32",
+    engine: str = "pytorch",
 ) -> int:
     """The ``pixelseg predict`` subcommand.
 
@@ -151,13 +230,25 @@ def predict_command(
         probabilities: also write the class probabilities as float32 GeoTIFFs.
         tile: ``"auto"``, ``"off"`` or a tile size in px (:func:`parse_tile`).
         tile_overlap: the tiles' overlap in px.
-        tta: average each semantic prediction over flips and 90° rotations.
+        tta: average each dense prediction over flips and 90° rotations.
         overwrite: redo the outputs that exist (otherwise those this run wrote are skipped).
+        precision: ``auto`` (measured on the first image) or a precision name.
+        probability_dtype: how ``probabilities`` are stored (float32, float16, uint8).
+        engine: ``pytorch``, or ``onnxruntime`` (the run's ``export/model.onnx``; ``run_dir``
+            may also be an exported ``.onnx`` file, which holds everything needed).
     """
     pairs = output_folders(inputs)
     files, folders = [image for image, _ in pairs], [folder for _, folder in pairs]
     spec = parse_tile(tile, tile_overlap)
-    predictor = Predictor.from_run(run_dir, device=device, tile=spec, tta=tta)
+    if engine == "onnxruntime" or run_dir.endswith(".onnx"):
+        from pixelseg.inference.engines import load_onnx_predictor
+
+        exported = Path(run_dir) if run_dir.endswith(".onnx") else Path(run_dir) / EXPORTED_ONNX
+        predictor = load_onnx_predictor(exported, tile=spec, tta=tta)
+    else:
+        predictor = Predictor.from_run(
+            run_dir, device=device, precision=precision, tile=spec, tta=tta
+        )
     out_dir = Path(out)
     warnings: list[str] = []
     written, skipped = predict_files(
@@ -168,8 +259,11 @@ def predict_command(
         warnings=warnings,
         folders=folders,
         overwrite=overwrite,
+        probability_dtype=probability_dtype,
     )
     console = Console(highlight=False)
+    if predictor.plan is not None and written:
+        console.print(f"inference: {predictor.plan.name} — {predictor.plan.reason}", soft_wrap=True)
     console.print(
         f"predicted {written} image(s), skipped {skipped} already done; outputs in {out_dir}"
     )

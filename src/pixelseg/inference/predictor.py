@@ -15,8 +15,6 @@ about on the console.
 
 from __future__ import annotations
 
-from dataclasses import dataclass, field
-from functools import partial
 from pathlib import Path
 
 import numpy as np
@@ -24,76 +22,25 @@ import torch
 
 from pixelseg.config import Config
 from pixelseg.data.raster import GeoReference
-from pixelseg.engine.padding import padded_probabilities
 from pixelseg.engine.precision import autocast_factory, resolve_device, resolve_precision
 from pixelseg.engine.run_dir import RunInfo, checkpoint_path, load_model, read_run
 from pixelseg.engine.task import Task
-from pixelseg.errors import ConfigError, DataError
+from pixelseg.errors import DataError
+from pixelseg.inference.fast_path import (
+    InferencePlan,
+    cached_plan,
+    given_plan,
+    machine_key,
+    measure_plan,
+    prepare_model,
+    save_plan,
+)
+from pixelseg.inference.nodata import without_nodata
+from pixelseg.inference.prepared import PreparedImage, print_warning
+from pixelseg.inference.tiled import predict_image
 from pixelseg.inference.tiling import TileSpec, choose_tiles
-from pixelseg.inference.tta import dense_probabilities
-from pixelseg.structures import InstancePrediction, Prediction, Region, SemanticPrediction
+from pixelseg.structures import Prediction, Region
 from pixelseg.tasks.registry import get_task
-
-
-@dataclass
-class PreparedImage:
-    """One image ready for the model, with what its outputs need.
-
-    Attributes:
-        image: ``(H, W, C)`` as stored.
-        normalized: ``(C, H, W)`` float32 model input; nodata pixels hold 0 (the band mean).
-        nodata: ``(H, W)`` bool nodata pixels, or ``None``.
-        georef: a GeoTIFF's CRS and transform, or ``None``.
-        warnings: doubts about the image (far from the training images), one line each.
-        path: the file, or ``None`` for an array.
-    """
-
-    image: np.ndarray
-    normalized: torch.Tensor
-    nodata: np.ndarray | None = None
-    georef: GeoReference | None = None
-    warnings: list[str] = field(default_factory=list)
-    path: Path | None = None
-
-
-def print_warning(message: str) -> None:
-    """Print one warning line on the console (rich, standard error)."""
-    from rich.console import Console
-    from rich.markup import escape
-
-    Console(stderr=True, highlight=False).print(
-        f"[yellow]warning:[/yellow] {escape(message)}", soft_wrap=True
-    )
-
-
-def without_nodata(
-    prediction: Prediction, nodata: np.ndarray | None, ignore_index: int
-) -> Prediction:
-    """``prediction`` with nothing predicted on the ``(H, W)`` nodata pixels.
-
-    Semantic: the label map holds ``ignore_index`` there (the probabilities are kept).
-    Instances: the objects lose their nodata pixels (those left empty are dropped, the others
-    renumbered ``1..N`` in order, their boxes recomputed).
-    """
-    if nodata is None or not nodata.any():
-        return prediction
-    if isinstance(prediction, SemanticPrediction):
-        label_map = prediction.label_map.clone()
-        label_map[torch.from_numpy(nodata)] = ignore_index
-        return SemanticPrediction(probs=prediction.probs, label_map=label_map)
-    assert isinstance(prediction, InstancePrediction)
-    from pixelseg.postprocess.masks import instance_prediction, relabel_sequential
-
-    labels = prediction.label_image.copy()
-    labels[nodata] = 0
-    kept = np.unique(labels[labels > 0]).astype(np.int64) - 1
-    return instance_prediction(
-        relabel_sequential(labels),
-        prediction.scores[kept],
-        prediction.labels[kept],
-        detections=prediction.detections,
-        class_probs=prediction.class_probs,
-    )
 
 
 class Predictor:
@@ -107,7 +54,8 @@ class Predictor:
         task: the run's task object (``get_task(info.task).from_run(config, info)``).
         config: the run's config.
         device: ``"auto"``, ``"cpu"``, ``"cuda"``...
-        precision: ``"auto"``, ``"fp32"``, ``"bf16"`` or ``"fp16"``.
+        precision: ``"auto"`` (measured: :mod:`pixelseg.inference.fast_path`), ``"fp32"``,
+            ``"bf16"`` or ``"fp16"``.
     """
 
     def __init__(
@@ -126,9 +74,17 @@ class Predictor:
         from pixelseg.data.normalize import Normalizer
 
         self.device = resolve_device(device)
-        self.precision = resolve_precision(precision, self.device)
-        self.autocast = autocast_factory(self.precision, self.device)
         self.model = model.to(self.device).eval()
+        #: What the model runs in (:mod:`pixelseg.inference.fast_path`); with ``"auto"`` on a
+        #: dense task it is measured on the first image predicted, ``None`` until then.
+        self.plan: InferencePlan | None = None
+        #: The precision asked for (``auto`` or a name); :attr:`precision` is what runs.
+        self.requested_precision = precision
+        resolved = resolve_precision(precision, self.device)
+        self.precision, self.autocast = resolved, autocast_factory(resolved, self.device)
+        if precision != "auto" or not task.dense_output:
+            plan = given_plan(resolved, dense=task.dense_output, asked=precision)
+            self._use(plan, prepare_model(self.model, plan) if task.dense_output else self.model)
         self.info = info
         self.task = task
         self.config = config
@@ -137,7 +93,7 @@ class Predictor:
         self.input_spec = InputSpec.from_dict(info.input)
         #: ``"auto"``, ``"off"`` or a :class:`~pixelseg.inference.tiling.TileSpec`.
         self.tile = tile
-        #: Average over flips and rotations (:mod:`pixelseg.inference.tta`), semantic runs.
+        #: Average over flips and rotations (:mod:`pixelseg.inference.tta`), dense tasks.
         self.tta = tta
         #: The run directory and checkpoint file the weights came from (set by :meth:`from_run`).
         self.source: tuple[Path, Path] | None = None
@@ -156,7 +112,7 @@ class Predictor:
         """Load the ``best`` (default) or ``last`` checkpoint of ``run_dir``, whatever its task.
 
         ``tile``: see :func:`~pixelseg.inference.tiling.choose_tiles`; ``tta``: average over
-        flips and rotations (semantic runs).
+        flips and rotations (semantic and watershed runs).
 
         Raises:
             CheckpointError: not a run directory, or a missing/corrupted checkpoint.
@@ -169,6 +125,31 @@ class Predictor:
         )
         predictor.source = (Path(run_dir), checkpoint_path(run_dir, checkpoint))
         return predictor
+
+    def _use(self, plan: InferencePlan, model: torch.nn.Module) -> None:
+        self.plan, self.model, self.precision = plan, model, plan.precision
+        self.autocast = autocast_factory(plan.precision, self.device)
+
+    def plan_for(self, image: torch.Tensor) -> None:
+        """With precision ``auto``: the plan this machine measured for the run before, else one
+        measured now on the first (normalised ``(C, H, W)``) image and kept in the run."""
+        if self.plan is not None:
+            return
+        key = machine_key(self.device)
+        if self.source is not None:  # other weights (a retrained run) are measured again
+            stat = self.source[1].stat()
+            key += f"; {self.source[1].name} {stat.st_size} {stat.st_mtime_ns}"
+        known = cached_plan(self.source[0], key) if self.source is not None else None
+        if known is not None:
+            self._use(known, prepare_model(self.model, known))
+            return
+        classes = len(self.info.class_names)
+        plan, model = measure_plan(
+            self.task, self.model, image, classes=classes, device=self.device
+        )
+        self._use(plan, model)
+        if self.source is not None:
+            save_plan(self.source[0], key, plan)
 
     @property
     def class_names(self) -> list[str]:
@@ -193,6 +174,7 @@ class Predictor:
             region: the real part of a padded image, and where no object may be found
                 (evaluation passes each sample's size and COCO crowd regions).
         """
+        self.plan_for(image)
         return self.task.predict(self.model, image, autocast=self.autocast, region=region)
 
     def _nodata_value(self, file_value: float | None) -> float | None:
@@ -225,9 +207,7 @@ class Predictor:
             DataError: unreadable, or of a band count or dtype the model was not trained on
                 (naming the file and both).
         """
-        from pixelseg.data.input_spec import nodata_pixels
         from pixelseg.data.io import read_image_and_header
-        from pixelseg.data.normalize import image_to_float
 
         path = Path(image) if isinstance(image, str | Path) else None
         georef, file_nodata = None, None
@@ -235,6 +215,27 @@ class Predictor:
             image, header = read_image_and_header(path)
             georef, file_nodata = header.georef, header.nodata
         assert isinstance(image, np.ndarray)
+        prepared = self.prepare_array(image, path=path, file_nodata=file_nodata, georef=georef)
+        if warn:
+            for message in prepared.warnings:
+                print_warning(message)
+        return prepared
+
+    def prepare_array(
+        self,
+        image: np.ndarray,
+        *,
+        path: Path | None = None,
+        file_nodata: float | None = None,
+        georef: GeoReference | None = None,
+        drift: bool = True,
+    ) -> PreparedImage:
+        """An ``(H, W[, C])`` array as stored (a whole image or a window of one) made ready:
+        checked against the training input, nodata found and filled, normalised; ``drift``:
+        compare its band statistics with the training images' (a warning in the result)."""
+        from pixelseg.data.input_spec import nodata_pixels
+        from pixelseg.data.normalize import image_to_float
+
         if image.ndim == 2:
             image = image[..., None]
         self._refuse_mismatch(image, path)
@@ -246,14 +247,11 @@ class Predictor:
             # Training sets nodata pixels to the band mean before normalising: 0 after it.
             normalized[:, torch.from_numpy(nodata)] = 0.0
         prepared = PreparedImage(image, normalized, nodata, georef, [], path)
-        if self.input_spec is not None:
+        if drift and self.input_spec is not None:
             name = str(path) if path is not None else "image"
-            drift = self.input_spec.drift(image, nodata, name)
-            if drift is not None:
-                prepared.warnings.append(drift)
-        if warn:
-            for message in prepared.warnings:
-                print_warning(message)
+            message = self.input_spec.drift(image, nodata, name)
+            if message is not None:
+                prepared.warnings.append(message)
         return prepared
 
     def prepare(self, image: np.ndarray | str | Path) -> tuple[np.ndarray, torch.Tensor]:
@@ -268,23 +266,24 @@ class Predictor:
     def predict_prepared(self, prepared: PreparedImage) -> Prediction:
         """Predict a :meth:`load`-ed image; nothing is predicted on its nodata pixels."""
         height, width = prepared.image.shape[:2]
-        semantic = self.task.prediction_type is SemanticPrediction
-        if self.tta and not semantic:
-            raise ConfigError(
-                f"test-time augmentation is for semantic runs, not {self.info.task!r}"
-            )
         spec = choose_tiles(
             self.tile,
-            semantic=semantic,
-            task=self.info.task,
             size=(height, width),
             crop_size=self.config.train.crop_size if self.config is not None else None,
         )
         prediction: Prediction
+        self.plan_for(prepared.normalized)
         if spec is not None or self.tta:
-            forward = partial(padded_probabilities, self.model, autocast=self.autocast)
-            probs = dense_probabilities(forward, prepared.normalized, spec, tta=self.tta)
-            prediction = SemanticPrediction(probs=probs, label_map=probs.argmax(0))
+            prediction = predict_image(
+                self.task,
+                self.model,
+                prepared.normalized,
+                autocast=self.autocast,
+                tiles=spec,
+                tta=self.tta,
+                ignore=prepared.nodata,
+                warn=print_warning,
+            )
         else:
             region = Region((height, width), ignore=prepared.nodata)
             prediction = self.predict_normalized(prepared.normalized, region=region)

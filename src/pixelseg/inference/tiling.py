@@ -1,4 +1,4 @@
-"""Sliding-window prediction for images larger than one model pass (semantic runs).
+"""Sliding-window prediction for images larger than one model pass.
 
 An image is cut into tiles of ``size`` px that overlap by ``overlap`` px (evenly spaced, the last
 tile flush with the edge, so no tile hangs over it); tiles are predicted ``batch`` at a time and
@@ -7,7 +7,8 @@ at the smallest positive one so every pixel has weight), which damps the tile bo
 network sees the least context. Memory: the ``(K, H, W)`` probability accumulator and one batch of
 tiles; the image itself is already in memory (streaming rasters window by window is not done
 here). :class:`~pixelseg.inference.predictor.Predictor` tiles an image when it holds more than
-:data:`WHOLE_IMAGE_PIXELS` pixels or when asked to (``pixelseg predict --tile``).
+:data:`WHOLE_IMAGE_PIXELS` pixels or when asked to (``pixelseg predict --tile``), for every task
+(:mod:`pixelseg.inference.tiled`).
 """
 
 from __future__ import annotations
@@ -134,35 +135,24 @@ def predict_tiled(
 
 
 def choose_tiles(
-    tile: str | TileSpec,
-    *,
-    semantic: bool,
-    task: str,
-    size: tuple[int, int],
-    crop_size: int | None,
+    tile: str | TileSpec, *, size: tuple[int, int], crop_size: int | None
 ) -> TileSpec | None:
     """The tiles for one ``(H, W)`` image, or ``None`` for one whole-image pass.
 
-    ``tile`` is ``"off"``, ``"auto"`` (tile a semantic run's image over
-    :data:`WHOLE_IMAGE_PIXELS`, with :meth:`TileSpec.from_crop`) or a :class:`TileSpec` (tile
-    every image larger than one tile).
+    ``tile`` is ``"off"``, ``"auto"`` (tile an image over :data:`WHOLE_IMAGE_PIXELS`, with
+    :meth:`TileSpec.from_crop`) or a :class:`TileSpec` (tile every image larger than one tile).
+    Every task tiles (:mod:`pixelseg.inference.tiled` says how objects cross the seams).
 
     Raises:
-        ConfigError: tiles asked for a watershed or Mask R-CNN run (objects cut by a tile seam
-            are not merged yet) or an unknown ``tile`` word.
+        ConfigError: an unknown ``tile`` word.
     """
     height, width = size
     if tile == "off":
         return None
     if isinstance(tile, TileSpec):
-        if not semantic:
-            raise ConfigError(
-                f"tiled prediction is for semantic runs; this run's task is {task!r} (objects "
-                "cut by a tile seam are not merged yet): predict whole images"
-            )
         return tile if max(height, width) > tile.size else None
     if tile != "auto":
         raise ConfigError(f"tile must be 'auto', 'off' or a size in px, got {tile!r}")
-    if semantic and height * width > WHOLE_IMAGE_PIXELS:
+    if height * width > WHOLE_IMAGE_PIXELS:
         return TileSpec.from_crop(crop_size)
     return None

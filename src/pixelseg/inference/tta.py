@@ -1,4 +1,4 @@
-"""Test-time augmentation: a semantic model's probabilities averaged over flips and rotations.
+"""Test-time augmentation: a dense model's maps (probabilities) averaged over flips and rotations.
 
 The eight symmetries of the square (identity, three 90° rotations, and each of those flipped)
 are applied to a batch, the model run on each, and each output turned back before the mean; a
@@ -8,6 +8,8 @@ scene has no "up", a street scene does).
 """
 
 from __future__ import annotations
+
+from collections.abc import Callable
 
 import torch
 
@@ -52,12 +54,18 @@ def with_tta(
 
 
 def dense_probabilities(
-    forward: TileForward, image: torch.Tensor, tiles: TileSpec | None, *, tta: bool
+    forward: TileForward,
+    image: torch.Tensor,
+    tiles: TileSpec | None,
+    *,
+    tta: bool,
+    on_batch: Callable[[int], None] | None = None,
 ) -> torch.Tensor:
-    """``(K, H, W)`` probabilities of a normalised ``(C, H, W)`` image: in ``tiles`` (or one
-    pass when ``None``), averaged over the eight symmetries when ``tta``."""
+    """``(K, H, W)`` maps (probabilities) of a normalised ``(C, H, W)`` image: in ``tiles`` (or
+    one pass when ``None``), averaged over the eight symmetries when ``tta``; ``on_batch`` as
+    :func:`~pixelseg.inference.tiling.predict_tiled`'s."""
     if tta:
         forward = with_tta(forward)
     if tiles is not None:
-        return predict_tiled(forward, image, tiles)
+        return predict_tiled(forward, image, tiles, on_batch=on_batch)
     return forward(image[None])[0]

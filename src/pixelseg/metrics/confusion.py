@@ -10,6 +10,7 @@ from __future__ import annotations
 import math
 from collections.abc import Sequence
 
+import numpy as np
 import torch
 import torch.distributed as dist
 from torch import Tensor
@@ -62,6 +63,8 @@ class ConfusionMatrix:
         ignore_index: Target value of pixels that never count.
         class_names: Names for the per-class results (default ``"0"``, ``"1"``, ...).
         device: Where the counts live (the predictions' device is best: no copies).
+        keep_images: also keep each image's ``(C, C)`` matrix (:meth:`image_matrices`, for
+            bootstrap intervals over images).
     """
 
     def __init__(
@@ -71,6 +74,7 @@ class ConfusionMatrix:
         ignore_index: int = 255,
         class_names: Sequence[str] | None = None,
         device: torch.device | str | None = None,
+        keep_images: bool = False,
     ) -> None:
         if num_classes < 1:
             raise ValueError(f"num_classes must be >= 1, got {num_classes}")
@@ -85,11 +89,14 @@ class ConfusionMatrix:
         self.matrix = torch.zeros(num_classes, num_classes, dtype=torch.int64, device=self.device)
         # Sum of per-image mIoUs and the number of images that had one (float64 for all_reduce).
         self.per_image = torch.zeros(2, dtype=torch.float64, device=self.device)
+        self.keep_images = keep_images
+        self._images: list[Tensor] = []
 
     def reset(self) -> None:
         """Forget everything accumulated so far."""
         self.matrix.zero_()
         self.per_image.zero_()
+        self._images.clear()
 
     def update(self, preds: Tensor, target: Tensor, valid: Tensor | None = None) -> None:
         """Add a batch.
@@ -123,6 +130,14 @@ class ConfusionMatrix:
         per_image = torch.bincount(index, minlength=N * C * C).view(N, C, C)
         self.matrix += per_image.sum(0)
         self._add_per_image(per_image)
+        if self.keep_images:
+            self._images.extend(per_image.cpu())
+
+    def image_matrices(self) -> np.ndarray:
+        """``(N, C, C)`` int64: each image's matrix, in update order (with ``keep_images``)."""
+        if not self._images:
+            return np.zeros((0, self.num_classes, self.num_classes), dtype=np.int64)
+        return torch.stack(self._images).numpy()
 
     def _add_per_image(self, per_image: Tensor) -> None:
         tp = per_image.diagonal(dim1=1, dim2=2).double()
@@ -193,6 +208,18 @@ class ConfusionMatrix:
             "class_names": list(self.class_names),
             "confusion_matrix": self.matrix.cpu().tolist(),
         }
+
+
+def image_mious(matrices: np.ndarray) -> np.ndarray:
+    """``(N,)`` each image's mIoU over the classes present in its truth or prediction (NaN for
+    an image with no valid pixel), from ``(N, C, C)`` per-image confusion matrices."""
+    m = np.asarray(matrices, dtype=np.float64)
+    tp = np.diagonal(m, axis1=1, axis2=2)
+    union = m.sum(1) + m.sum(2) - tp
+    present = union > 0
+    iou = np.divide(tp, union, out=np.zeros_like(tp), where=present)
+    counts = present.sum(1)
+    return np.where(counts > 0, iou.sum(1) / np.maximum(counts, 1), np.nan)
 
 
 def predictions_to_labels(preds: Tensor, target: Tensor) -> Tensor:

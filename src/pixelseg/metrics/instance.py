@@ -12,6 +12,7 @@ from dataclasses import dataclass
 
 import numpy as np
 
+from pixelseg.metrics.bootstrap import pooled_ap50_interval
 from pixelseg.metrics.coco import CocoImageRecord, coco_mask_ap, encode_label_image, encode_masks
 from pixelseg.metrics.matching import (
     MATCHING_THRESHOLDS,
@@ -217,6 +218,11 @@ class InstanceEvaluator:
                 "fn": fn.sum(axis=0).tolist(),
             }
             result["matching_ap_per_image"] = matching_summary(per_image, self.thresholds)
+            near = [i for i, t in enumerate(self.thresholds) if abs(t - 0.5) < 1e-9]
+            if near:  # how far the pooled AP50 would move on other images
+                at = near[0]
+                counts = np.stack([tp[:, at], fp[:, at], fn[:, at]], axis=1)
+                result["intervals"] = pooled_ap50_interval(counts)
         else:
             result["matching_ap_pooled"] = {"per_threshold": {}, "ap50": None, "mean": None}
             result["matching_ap_per_image"] = {"per_threshold": {}, "ap50": None, "mean": None}

@@ -51,6 +51,9 @@ class SemanticResult(ConfusionResult, total=False):
     checkpoint: str
     precision: str
     notes: list[str]
+    intervals: dict[str, Any]
+    inference: dict[str, str]
+    per_image_miou: list[dict[str, Any]]
 
 
 class MatchingSummary(TypedDict, total=False):
@@ -127,6 +130,8 @@ class InstanceResult(TypedDict, total=False):
     checkpoint: str
     precision: str
     notes: list[str]
+    intervals: dict[str, Any]
+    inference: dict[str, str]
 
 
 #: What a task's ``evaluate`` returns.

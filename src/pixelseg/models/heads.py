@@ -105,7 +105,9 @@ def fit_to_size(x: Tensor, size: tuple[int, int] | torch.Size) -> Tensor:
     Upsampled maps are usually ``ceil(H / s) * s >= H``; cropping from the top-left keeps
     them aligned with the input. Anything smaller is interpolated (bilinear).
     """
-    height, width = int(size[0]), int(size[1])
+    # No int(): under torch.export / ONNX export the sizes are symbolic, and int() would bake
+    # the example's size into the graph.
+    height, width = size[0], size[1]
     if x.shape[-2] >= height and x.shape[-1] >= width:
         return x[..., :height, :width]
     return F.interpolate(x, size=(height, width), mode="bilinear", align_corners=False)

@@ -85,6 +85,18 @@ def counting_lines(counting: CountingResult | None) -> list[str]:
     ]
 
 
+def interval_line(result: InstanceResult) -> str:
+    """The pooled AP50's bootstrap interval over images, or ``""`` when not computed."""
+    intervals = result.get("intervals") or {}
+    low_high = intervals.get("ap50_pooled")
+    if not low_high or any(v != v for v in low_high):  # NaN
+        return ""
+    return (
+        f"pooled AP50 {100 * intervals['level']:.0f} % CI {pct(low_high[0])}–{pct(low_high[1])} % "
+        f"over {intervals['images']} images ({intervals['resamples']} bootstrap resamples)"
+    )
+
+
 def print_instance_report(result: InstanceResult, *, title: str, console: Console) -> None:
     """Print matching AP (pooled and per image), COCO mask AP and counting errors.
 
@@ -101,6 +113,9 @@ def print_instance_report(result: InstanceResult, *, title: str, console: Consol
         table.add_row(*row)
     console.print(table)
     console.print(MATCHING_NOTE, soft_wrap=True)
+    spread = interval_line(result)
+    if spread:
+        console.print(spread, soft_wrap=True)
     coco = result.get("coco")
     if coco is not None:
         values = ", ".join(f"{label} {pct(coco.get(key))}" for key, label in _COCO_KEYS)
@@ -123,6 +138,8 @@ def instance_markdown(result: InstanceResult, *, title: str) -> str:
         f"| {name} | {ap50} | {ap75} | {mean} |" for name, ap50, ap75, mean in matching_rows(result)
     ]
     out.append("")
+    if interval_line(result):
+        out += [f"- {interval_line(result)}", ""]
     coco = result.get("coco")
     if coco is not None:
         out += [

@@ -41,6 +41,18 @@ def semantic_warnings(metrics: SemanticResult) -> list[str]:
     return warnings
 
 
+def interval_text(interval: Any) -> str:
+    """``[low, high]`` fractions as ``"61.20–70.05"`` percent, or ``"-"`` when unknown."""
+    if not interval or any(v is None or math.isnan(float(v)) for v in interval):
+        return "-"
+    return f"{pct(interval[0])}–{pct(interval[1])}"
+
+
+def class_interval(metrics: SemanticResult, name: str) -> str:
+    """The class's IoU interval over images (see :mod:`pixelseg.metrics.bootstrap`)."""
+    return interval_text(metrics.get("intervals", {}).get("per_class_iou", {}).get(name))
+
+
 def per_class_rows(metrics: SemanticResult) -> list[tuple[str, Any, Any, Any]]:
     """``(class, IoU, Dice, boundary F1)`` rows sorted by IoU (absent classes last)."""
     iou = metrics.get("per_class_iou", {})
@@ -57,12 +69,13 @@ def per_class_rows(metrics: SemanticResult) -> list[tuple[str, Any, Any, Any]]:
 def semantic_table(metrics: SemanticResult, *, title: str) -> Table:
     """A rich table: per-class IoU / Dice / boundary F1, sorted by IoU."""
     table = Table(title=title, show_edge=False)
-    for column in ("class", "IoU %", "Dice %", "boundary F1 %"):
+    for column in ("class", "IoU %", "IoU 95 % CI", "Dice %", "boundary F1 %"):
         table.add_column(column, justify="left" if column == "class" else "right")
     for name, iou, dice, bf1 in per_class_rows(metrics):
         table.add_row(
             name,
             pct(iou),
+            class_interval(metrics, name),
             pct(dice),
             pct(bf1) if bf1 is not None else "-",
         )
@@ -71,9 +84,16 @@ def semantic_table(metrics: SemanticResult, *, title: str) -> Table:
 
 def summary_lines(metrics: SemanticResult) -> list[str]:
     """The headline lines: mIoU (with its definition) first, accuracy beside its baseline."""
+    intervals = metrics.get("intervals") or {}
+    spread = ""
+    if intervals.get("miou"):
+        spread = (
+            f" [{100 * intervals['level']:.0f} % CI {interval_text(intervals['miou'])} over "
+            f"{intervals['images']} images, {intervals['resamples']} bootstrap resamples]"
+        )
     lines = [
-        f"mIoU {pct(metrics.get('miou'))} % ({metrics.get('miou_definition', 'dataset')}-level: "
-        "intersections and unions summed over the split; per-image mean "
+        f"mIoU {pct(metrics.get('miou'))} %{spread} ({metrics.get('miou_definition', 'dataset')}"
+        "-level: intersections and unions summed over the split; per-image mean "
         f"{pct(metrics.get('miou_per_image'))} %)",
         f"mean Dice {pct(metrics.get('mean_dice'))} %, frequency-weighted IoU "
         f"{pct(metrics.get('fwiou'))} %, mean class accuracy "
@@ -108,9 +128,11 @@ def semantic_markdown(metrics: SemanticResult, *, title: str) -> str:
     out += [f"- {line}" for line in summary_lines(metrics)]
     out += [f"- **warning**: {w}" for w in semantic_warnings(metrics)]
     out += [f"- **note**: {note}" for note in metrics.get("notes", [])]
-    out += ["", "| class | IoU % | Dice % | boundary F1 % |", "|---|---:|---:|---:|"]
+    out += ["", "| class | IoU % | IoU 95 % CI | Dice % | boundary F1 % |"]
+    out.append("|---|---:|---:|---:|---:|")
     for name, iou, dice, bf1 in per_class_rows(metrics):
         out.append(
-            f"| {name} | {pct(iou)} | {pct(dice)} | {pct(bf1) if bf1 is not None else '-'} |"
+            f"| {name} | {pct(iou)} | {class_interval(metrics, name)} | {pct(dice)} "
+            f"| {pct(bf1) if bf1 is not None else '-'} |"
         )
     return "\n".join(out) + "\n"

@@ -10,6 +10,7 @@ names must be among them) or, without it, the category names in the order of the
 from __future__ import annotations
 
 import json
+import math
 import warnings
 from collections.abc import Sequence
 from dataclasses import dataclass
@@ -64,6 +65,14 @@ def rle_string_counts(counts: str) -> list[int]:
             value += values[-2]
         values.append(value)
     return values
+
+
+def _integer(value: Any, path: Path, what: str) -> int:
+    """``value`` as an int (a whole number, not a boolean), or a :class:`DataError`."""
+    number = isinstance(value, int | float) and not isinstance(value, bool)
+    if not number or not math.isfinite(value) or value != int(value):
+        raise DataError(path, f"{what} must be a whole number, got {value!r}")
+    return int(value)
 
 
 def _require(condition: bool, path: Path, problem: str) -> None:
@@ -123,7 +132,7 @@ class CocoIndex:
                 path,
                 f"category {entry!r} needs 'id' and 'name'",
             )
-            categories[int(entry["id"])] = str(entry["name"])
+            categories[_integer(entry["id"], path, "a category id")] = str(entry["name"])
         names = tuple(classes) or tuple(categories[k] for k in sorted(categories))
         labels: dict[int, int] = {}
         for category_id, name in categories.items():
@@ -141,25 +150,35 @@ class CocoIndex:
                 path,
                 f"image entry {str(entry)[:80]} needs 'id' and 'file_name'",
             )
-            file = (root / str(entry["file_name"])).resolve()
+            name = str(entry["file_name"])
+            _require(
+                "\0" not in name and name.strip() != "",
+                path,
+                f"image {entry['id']}: file_name {name!r} is not a file name",
+            )
+            file = (root / name).resolve()
             _require(
                 file.is_relative_to(resolved_root),
                 path,
                 f"image {entry['id']}: file_name {entry['file_name']!r} points outside the "
                 f"dataset root {root}",
             )
-            entries[int(entry["id"])] = {**entry, "file": file, "anns": []}
+            entries[_integer(entry["id"], path, "an image id")] = {
+                **entry,
+                "file": file,
+                "anns": [],
+            }
         for ann in raw["annotations"]:
             _require(isinstance(ann, dict), path, f"annotation {str(ann)[:80]} is not an object")
             what = f"annotation {ann.get('id', '?')}"
-            image = entries.get(int(ann.get("image_id", -1)))
+            image = entries.get(_integer(ann.get("image_id", -1), path, f"{what}: image_id"))
             _require(
                 image is not None, path, f"{what}: image_id {ann.get('image_id')} not in images"
             )
             assert image is not None
             what += f" (image {image['file_name']})"
             _require(
-                int(ann.get("category_id", -1)) in categories,
+                _integer(ann.get("category_id", -1), path, f"{what}: category_id") in categories,
                 path,
                 f"{what}: category_id {ann.get('category_id')} is not in 'categories'",
             )
@@ -188,8 +207,8 @@ class CocoIndex:
             CocoImage(
                 id=image_id,
                 file=entry["file"],
-                height=int(entry.get("height", 0)),
-                width=int(entry.get("width", 0)),
+                height=_integer(entry.get("height", 0), path, f"image {image_id}: height"),
+                width=_integer(entry.get("width", 0), path, f"image {image_id}: width"),
                 annotations=tuple(entry["anns"]),
             )
             for image_id, entry in entries.items()

@@ -56,6 +56,9 @@ class InstanceTask:
     name = "instance"
     primary_metric = "mask_ap"
     prediction_type: type[Prediction] = InstancePrediction
+    #: Detections are a set of objects, not per-pixel maps: tiles are merged at their seams
+    #: (:mod:`pixelseg.inference.seams`) and test-time augmentation does not apply.
+    dense_output = False
     tunes_after_training: bool = True
 
     def __init__(
@@ -169,6 +172,16 @@ class InstanceTask:
             (output,) = model([image.float().to(device)])
         return self.make_metrics().prediction(Detections.from_output(output))
 
+    def dense_forward(
+        self, model: nn.Module, batch: torch.Tensor, *, autocast: Autocast
+    ) -> torch.Tensor:
+        """Not available: Mask R-CNN's output is a set of detections (``dense_output`` False)."""
+        raise TypeError("Mask R-CNN predicts detections, not per-pixel maps")
+
+    def from_dense(self, maps: torch.Tensor, *, region: Region | None = None) -> Prediction:
+        """Not available: Mask R-CNN's output is a set of detections (``dense_output`` False)."""
+        raise TypeError("Mask R-CNN predicts detections, not per-pixel maps")
+
     def evaluate(self, predict: PredictFn, dataset: Any) -> InstanceResult:
         """Every instance metric of ``predict`` on ``dataset``, with the run's thresholds.
 
@@ -206,9 +219,12 @@ class InstanceTask:
     def write_report(
         self, result: EvaluationResult, *, title: str, writer: RunWriter, folder: str
     ) -> None:
-        """``report.md`` under ``folder``."""
+        """``report.md`` and a self-contained ``report.html`` (with the figures) under
+        ``folder``."""
+        from pixelseg.report.html import report_page
         from pixelseg.report.instance_report import instance_markdown
 
-        writer.text(
-            f"{folder}/report.md", instance_markdown(cast(InstanceResult, result), title=title)
-        )
+        markdown = instance_markdown(cast(InstanceResult, result), title=title)
+        writer.text(f"{folder}/report.md", markdown)
+        if writer.enabled:
+            writer.text(f"{folder}/report.html", report_page(markdown, title, writer, folder))

@@ -21,9 +21,16 @@ from pixelseg.structures import Batch, Prediction, Region, SemanticPrediction
 class SemanticMetrics:
     """Confusion matrix (mIoU, Dice, accuracies) plus AUC-ROC for two-class tasks."""
 
-    def __init__(self, num_classes: int, *, ignore_index: int, class_names: list[str]) -> None:
+    def __init__(
+        self,
+        num_classes: int,
+        *,
+        ignore_index: int,
+        class_names: list[str],
+        keep_images: bool = False,
+    ) -> None:
         self.confusion = ConfusionMatrix(
-            num_classes, ignore_index=ignore_index, class_names=class_names
+            num_classes, ignore_index=ignore_index, class_names=class_names, keep_images=keep_images
         )
         self.auc: Any = None
         if num_classes == 2:
@@ -64,6 +71,8 @@ class SemanticTask:
     name = "semantic"
     primary_metric = "miou"
     prediction_type: type[Prediction] = SemanticPrediction
+    #: The prediction is the argmax of per-pixel probabilities that tiles can blend.
+    dense_output = True
     tunes_after_training: bool = False
 
     def __init__(
@@ -111,24 +120,44 @@ class SemanticTask:
         pixel gets a class).
         """
         height, width = region.size if region is not None else tuple(image.shape[-2:])
-        probs = padded_probabilities(model, image[None], autocast)[0, :, :height, :width]
-        return SemanticPrediction(probs=probs, label_map=probs.argmax(0))
+        probs = self.dense_forward(model, image[None], autocast=autocast)
+        return self.from_dense(probs[0, :, :height, :width], region=region)
+
+    def dense_forward(
+        self, model: nn.Module, batch: torch.Tensor, *, autocast: Autocast
+    ) -> torch.Tensor:
+        """``(B, K, h, w)`` class probabilities of a normalised batch (on the CPU)."""
+        return padded_probabilities(model, batch, autocast)
+
+    def from_dense(self, maps: torch.Tensor, *, region: Region | None = None) -> SemanticPrediction:
+        """The prediction of one image's ``(K, H, W)`` (blended) probabilities: their argmax
+        (``region`` is unused: every pixel gets a class)."""
+        return SemanticPrediction(probs=maps, label_map=maps.argmax(0))
 
     def evaluate(self, predict: PredictFn, dataset: Any) -> SemanticResult:
         """Confusion-matrix metrics, AUC (two classes) and boundary F1 over ``dataset``.
 
         Padding, void and invalid pixels carry ``ignore_index`` in the masks and never count.
         """
+        from pixelseg.metrics.bootstrap import semantic_intervals
         from pixelseg.metrics.boundary import BoundaryF1
+        from pixelseg.metrics.confusion import image_mious
 
-        metrics = self.make_metrics()
+        metrics = SemanticMetrics(
+            self.num_classes,
+            ignore_index=self.ignore_index,
+            class_names=self.class_names,
+            keep_images=True,
+        )
         boundary = BoundaryF1(
             self.num_classes, ignore_index=self.ignore_index, class_names=self.class_names
         )
         start = time.perf_counter()
+        ids: list[str] = []
         with progress_bar("evaluate", total=len(dataset)) as advance:
             for index in range(len(dataset)):
                 sample = dataset[index]
+                ids.append(sample.id)
                 prediction = predict(sample.image)
                 assert isinstance(prediction, SemanticPrediction)
                 target = sample.mask[None]
@@ -138,6 +167,12 @@ class SemanticTask:
         result = metrics.compute()
         result.update(boundary.compute())  # type: ignore[typeddict-item]
         result["num_images"] = len(dataset)
+        matrices = metrics.confusion.image_matrices()
+        result["intervals"] = semantic_intervals(matrices, self.class_names)
+        result["per_image_miou"] = [
+            {"id": image_id, "miou": float(value)}
+            for image_id, value in zip(ids, image_mious(matrices))
+        ]
         result["images_per_second"] = len(dataset) / max(time.perf_counter() - start, 1e-9)
         return result
 
@@ -151,6 +186,7 @@ class SemanticTask:
         self, result: EvaluationResult, *, title: str, writer: RunWriter, folder: str
     ) -> None:
         """``report.md``, ``confusion.png`` and a self-contained ``report.html``."""
+        from pixelseg.report.evaluation_figures import FIGURES
         from pixelseg.report.figures import save_confusion_matrix
         from pixelseg.report.html import semantic_html
         from pixelseg.report.tables import semantic_markdown
@@ -163,5 +199,6 @@ class SemanticTask:
                 result["confusion_matrix"],
                 list(result["per_class_iou"]),
             )
-            page = semantic_html(result, title=title, images=[confusion])
+            shown = [writer.path(f"{folder}/{name}") for name in FIGURES]
+            page = semantic_html(result, title=title, images=[*shown[:2], confusion, *shown[2:]])
             writer.text(f"{folder}/report.html", page)

@@ -11,7 +11,7 @@ import torch
 from torch import nn
 
 from pixelseg.config import WatershedConfig
-from pixelseg.engine.padding import pad_for_model
+from pixelseg.engine.padding import pad_batch
 
 
 def settings_from_dict(raw: dict[str, Any]) -> WatershedConfig:
@@ -43,8 +43,8 @@ def predict_maps(
 
     Args:
         model: the trained model, in eval mode, on its device.
-        image: ``(C, H, W)`` normalised image (padded by
-            :func:`~pixelseg.engine.padding.pad_for_model`).
+        image: ``(C, H, W)`` normalised image (padded as
+            :func:`~pixelseg.engine.padding.pad_batch` says).
         num_classes: class channels of the output (the distance channel follows).
         distance_head: whether the model has the distance channel.
         size: ``(height, width)`` to crop the maps to (the image's size before padding).
@@ -53,15 +53,35 @@ def predict_maps(
     Returns:
         ``(K, h, w)`` float32 probabilities and ``(h, w)`` float32 distance or None.
     """
-    device = next(model.parameters()).device
     height, width = size if size is not None else tuple(image.shape[-2:])
-    batch = pad_for_model(image).to(device)
+    maps = dense_maps(
+        model, image[None], num_classes=num_classes, distance_head=distance_head, autocast=autocast
+    )[0, :, :height, :width].numpy()
+    return maps[:num_classes], maps[num_classes] if distance_head else None
+
+
+@torch.no_grad()
+def dense_maps(
+    model: nn.Module,
+    batch: torch.Tensor,
+    *,
+    num_classes: int,
+    distance_head: bool,
+    autocast: Callable[[], AbstractContextManager] = nullcontext,
+) -> torch.Tensor:
+    """``(B, K[+1], h, w)`` float32 maps (on the CPU) of a normalised ``(B, C, h, w)`` batch.
+
+    The ``K`` class probabilities, then the distance in [0, 1] when the model has the distance
+    head: maps that tiles can blend and test-time augmentation can average (a flip of the image
+    flips both). Padded as :func:`~pixelseg.engine.padding.pad_batch`, cropped back.
+    """
+    height, width = batch.shape[-2:]
+    device = next(model.parameters()).device
     with autocast():
-        outputs = model(batch)
+        outputs = model(pad_batch(batch).to(device))
     logits, distance = split_outputs(
-        outputs.float(), num_classes=num_classes, distance_head=distance_head
+        outputs.float()[..., :height, :width], num_classes=num_classes, distance_head=distance_head
     )
-    probs = logits[0, :, :height, :width].softmax(0).cpu().numpy()
-    if distance is None:
-        return probs, None
-    return probs, distance[0, :height, :width].cpu().numpy()
+    probs = logits.softmax(1)
+    maps = probs if distance is None else torch.cat([probs, distance[:, None]], 1)
+    return maps.cpu()

@@ -43,7 +43,7 @@ from pixelseg.tasks.watershed.evaluate import (
     markdown_report,
     print_report,
 )
-from pixelseg.tasks.watershed.maps import predict_maps, split_outputs
+from pixelseg.tasks.watershed.maps import dense_maps, predict_maps, split_outputs
 
 
 class WatershedTask:
@@ -65,6 +65,8 @@ class WatershedTask:
     name = "watershed"
     primary_metric = "matching_ap50"
     prediction_type: type[Prediction] = InstancePrediction
+    #: Objects come from per-pixel maps: tiles blend them, so no object is cut at a seam.
+    dense_output = True
 
     @property
     def tunes_after_training(self) -> bool:
@@ -224,14 +226,28 @@ class WatershedTask:
             region: the real part of a padded image: maps are cropped to ``region.size``
                 before post-processing, and ``region.ignore`` pixels hold no object.
         """
-        probs, distance = predict_maps(
+        height, width = region.size if region is not None else tuple(image.shape[-2:])
+        maps = self.dense_forward(model, image[None], autocast=autocast)
+        return self.from_dense(maps[0, :, :height, :width], region=region)
+
+    def dense_forward(
+        self, model: nn.Module, batch: torch.Tensor, *, autocast: Autocast
+    ) -> torch.Tensor:
+        """``(B, K[+1], h, w)`` class probabilities and distance of a normalised batch."""
+        return dense_maps(
             model,
-            image,
+            batch,
             num_classes=self.num_classes,
             distance_head=self.settings.distance_head,
-            size=None if region is None else region.size,
             autocast=autocast,
         )
+
+    def from_dense(self, maps: torch.Tensor, *, region: Region | None = None) -> InstancePrediction:
+        """Objects of one image's ``(K[+1], H, W)`` (blended) maps after the post-processing;
+        ``region.ignore`` pixels hold no object."""
+        arrays = maps.float().numpy()
+        probs = arrays[: self.num_classes]
+        distance = arrays[self.num_classes] if self.settings.distance_head else None
         if region is not None and region.ignore is not None:
             probs = suppress_ignored(probs, region.ignore)
         label_image = apply_postprocess(probs, distance, self.postprocess)
@@ -250,7 +266,11 @@ class WatershedTask:
     def write_report(
         self, result: EvaluationResult, *, title: str, writer: RunWriter, folder: str
     ) -> None:
-        """``report.md`` under ``folder``."""
-        writer.text(
-            f"{folder}/report.md", markdown_report(cast(InstanceResult, result), title=title)
-        )
+        """``report.md`` and a self-contained ``report.html`` (with the figures) under
+        ``folder``."""
+        from pixelseg.report.html import report_page
+
+        markdown = markdown_report(cast(InstanceResult, result), title=title)
+        writer.text(f"{folder}/report.md", markdown)
+        if writer.enabled:
+            writer.text(f"{folder}/report.html", report_page(markdown, title, writer, folder))

@@ -1,0 +1,382 @@
+"""Inference speed on this CPU: pixelseg's predict paths against smp's easy settings.
+
+Usage::
+
+    python bench/inference_speed.py [--train-seconds 120] [--tiled-size 8192]
+                                    [--out bench/results/inference_speed.json]
+
+One process, two threads, the same architecture on both sides: smp ``Unet("resnet34",
+encoder_weights=None)`` (BatchNorm) run as its docs show (``model.eval()``, ``torch.no_grad()``)
+— eager fp32, channels_last, and channels_last + bf16 autocast where the CPU has native bf16 —
+against pixelseg's ``unet_resnet34`` with BatchNorm through its ``Predictor`` (what ``pixelseg
+predict`` runs: normalisation, padding, softmax and argmax included, one image at a time), in its
+default ``precision = "auto"`` (measured on the first image) and in each explicit path; and the
+shipped configs' model (``unet_resnet18``, GroupNorm) as it is. 512x512 one-band images (ISBI's
+size), batch 1 and 8. GFLOP/s uses the forward's FLOPs counted by ``torch.utils.flop_counter``
+and is set against the fp32 (and bf16) GEMM rate of a 2048² matrix product measured in the same
+run. Agreement: pixelseg's ``unet_resnet34`` is trained on ISBI for ``--train-seconds`` first
+(``configs/isbi2012.toml``, model overridden), and each reduced-precision path's labels and mIoU
+on the run's val split are compared with its fp32. Tiled: one ``--tiled-size``² image predicted
+in tiles by the default path in a child process, its peak resident memory read from the kernel.
+Seams: a 4096² image of touching synthetic objects (under 80 px across) cut into 512-px tiles
+overlapping by 128 px, each tile's objects given by
+the truth (the model is not what is measured there), merged by ``pixelseg.inference.seams``; it
+counts the objects split or lost. ONNX: the run exported (``pixelseg export``) and predicted
+through onnxruntime by the same Predictor. int8 post-training quantisation is not implemented
+yet: no row.
+"""
+
+from __future__ import annotations
+
+import argparse
+import json
+import resource
+import subprocess
+import sys
+import time
+from collections.abc import Callable, Sequence
+from pathlib import Path
+from typing import Any
+
+import numpy as np
+import torch
+
+sys.path.insert(0, str(Path(__file__).resolve().parent))
+
+from common import CONFIG_DIR, REPO_ROOT, RESULTS_DIR, machine_info, write_result
+
+OUT = RESULTS_DIR / "inference_speed.json"
+RUN_DIR = REPO_ROOT / "runs" / "bench-inference-speed"
+SIZE = 512
+BATCHES = (1, 8)
+
+
+def gemm_rate(dtype: torch.dtype, size: int = 2048) -> float:
+    """GFLOP/s of the best of five ``size``² matrix products in ``dtype``."""
+    a, b = torch.randn(size, size, dtype=dtype), torch.randn(size, size, dtype=dtype)
+    a @ b
+    best = float("inf")
+    for _ in range(5):
+        start = time.perf_counter()
+        a @ b
+        best = min(best, time.perf_counter() - start)
+    return 2 * size**3 / best / 1e9
+
+
+def forward_flops(model: torch.nn.Module, bands: int) -> float:
+    """FLOPs of one ``SIZE``² image through ``model`` (a multiply-add counts two)."""
+    from torch.utils.flop_counter import FlopCounterMode
+
+    counter = FlopCounterMode(display=False)
+    with torch.no_grad(), counter:
+        model(torch.zeros(1, bands, SIZE, SIZE))
+    return float(counter.get_total_flops())
+
+
+def images_per_second(run: Callable[[], None], images: int, repeats: int = 2) -> float:
+    """Images per second of ``run`` (``images`` per call), after one warm-up call."""
+    run()
+    start = time.perf_counter()
+    for _ in range(repeats):
+        run()
+    return images * repeats / (time.perf_counter() - start)
+
+
+def peer_rows(bands: int, native_bf16: bool) -> list[dict[str, Any]]:
+    """smp's Unet at its easy settings."""
+    import segmentation_models_pytorch as smp
+
+    rows = []
+    settings = [("eager fp32", False, False), ("channels_last fp32", True, False)]
+    if native_bf16:
+        settings.append(("channels_last + bf16 autocast", True, True))
+    for label, channels_last, bf16 in settings:
+        torch.manual_seed(0)
+        model = smp.Unet("resnet34", encoder_weights=None, in_channels=bands, classes=2).eval()
+        flops = forward_flops(model, bands)
+        if channels_last:
+            model = model.to(memory_format=torch.channels_last)
+        for batch in BATCHES:
+            x = torch.randn(batch, bands, SIZE, SIZE)
+            if channels_last:
+                x = x.contiguous(memory_format=torch.channels_last)
+
+            def run(model: Any = model, x: torch.Tensor = x, bf16: bool = bf16) -> None:
+                with torch.no_grad(), torch.autocast("cpu", torch.bfloat16, enabled=bf16):
+                    model(x).argmax(1)
+
+            rate = images_per_second(run, batch)
+            rows.append({"side": "smp Unet resnet34", "path": label, "batch": batch,
+                         "images_per_s": rate, "gflop_per_image": flops / 1e9})  # fmt: skip
+            print(rows[-1], flush=True)
+    return rows
+
+
+def train_run(seconds: float) -> Path:
+    """pixelseg's unet_resnet34 (BatchNorm) trained on ISBI for ``seconds`` (kept if present)."""
+    if (RUN_DIR / "summary.json").is_file():
+        return RUN_DIR
+    from pixelseg.config import load_config
+    from pixelseg.train import train
+
+    sets = [
+        'model.name="unet_resnet34"',
+        'model.options={norm="batch"}',
+        f"train.max_time={seconds}",
+    ]
+    train(load_config(CONFIG_DIR / "isbi2012.toml", sets), RUN_DIR)
+    return RUN_DIR
+
+
+def predictor_rows(run_dir: Path, images: list[np.ndarray]) -> list[dict[str, Any]]:
+    """pixelseg's Predictor on the trained run: the default (auto) and each explicit path."""
+    from pixelseg.inference.predictor import Predictor
+    from pixelseg.models.registry import create_model
+
+    flops = forward_flops(create_model("unet_resnet34", num_classes=2, in_channels=1), 1)
+    rows = []
+    for precision in ("auto", "fp32", "bf16"):
+        predictor = Predictor.from_run(run_dir, precision=precision, tile="off")
+        for batch in BATCHES:
+            chunk = images[:batch]
+
+            def run(predictor: Any = predictor, chunk: list[np.ndarray] = chunk) -> None:
+                for image in chunk:
+                    predictor.predict(image)
+
+            rate = images_per_second(run, batch)
+            assert predictor.plan is not None
+            rows.append({"side": "pixelseg unet_resnet34 Predictor", "path": precision,
+                         "plan": predictor.plan.name, "reason": predictor.plan.reason,
+                         "batch": batch, "images_per_s": rate,
+                         "gflop_per_image": flops / 1e9})  # fmt: skip
+            print(rows[-1], flush=True)
+    return rows
+
+
+def onnx_rows(run_dir: Path, images: list[np.ndarray]) -> list[dict[str, Any]]:
+    """The same run exported to ONNX and predicted through onnxruntime (``--engine``)."""
+    from pixelseg.export.onnx import export_onnx
+    from pixelseg.inference.engines import load_onnx_predictor
+    from pixelseg.models.registry import create_model
+
+    path = run_dir / "export" / "model.onnx"
+    if not path.is_file():
+        path.parent.mkdir(parents=True, exist_ok=True)
+        export_onnx(run_dir, path)
+    predictor = load_onnx_predictor(path, tile="off")
+    flops = forward_flops(create_model("unet_resnet34", num_classes=2, in_channels=1), 1)
+    rows = []
+    for batch in BATCHES:
+        chunk = images[:batch]
+
+        def run(chunk: list[np.ndarray] = chunk) -> None:
+            for image in chunk:
+                predictor.predict(image)
+
+        rate = images_per_second(run, batch)
+        rows.append({"side": "pixelseg unet_resnet34 onnxruntime", "path": "fp32 (ONNX)",
+                     "plan": "onnxruntime", "batch": batch, "images_per_s": rate,
+                     "gflop_per_image": flops / 1e9})  # fmt: skip
+        print(rows[-1], flush=True)
+    return rows
+
+
+def agreement_rows(run_dir: Path) -> list[dict[str, Any]]:
+    """Pixel agreement and mIoU of each path against fp32 on the run's val split."""
+    from pixelseg.inference.evaluate import evaluate_predictor
+    from pixelseg.inference.predictor import Predictor
+    from pixelseg.structures import Region, SemanticPrediction
+    from pixelseg.tasks.registry import get_task
+
+    reference = Predictor.from_run(run_dir, precision="fp32", tile="off")
+    assert reference.config is not None
+    val = get_task(reference.info.task).build_datasets(reference.config, ("val",), reference.info)
+    samples = [val["val"][index] for index in range(len(val["val"]))]
+    fp32_miou = evaluate_predictor(reference, split="val")["miou"]
+
+    def labels(predictor: Predictor) -> list[torch.Tensor]:
+        out = []
+        for sample in samples:
+            size = tuple(sample.meta.get("orig_size", sample.image.shape[-2:]))
+            prediction = predictor.predict_normalized(sample.image, region=Region(size))
+            assert isinstance(prediction, SemanticPrediction)
+            out.append(prediction.label_map)
+        return out
+
+    reference_labels = labels(reference)
+    rows = []
+    for precision in ("auto", "bf16"):
+        predictor = Predictor.from_run(run_dir, precision=precision, tile="off")
+        same = sum(int((a == b).sum()) for a, b in zip(labels(predictor), reference_labels))
+        total = sum(a.numel() for a in reference_labels)
+        miou = evaluate_predictor(predictor, split="val")["miou"]
+        assert predictor.plan is not None
+        rows.append({"path": precision, "plan": predictor.plan.name,
+                     "pixel_agreement": same / total, "miou": miou, "fp32_miou": fp32_miou,
+                     "images": len(samples)})  # fmt: skip
+        print(rows[-1], flush=True)
+    return rows
+
+
+def tiled_child(run_dir: Path, size: int) -> dict[str, Any]:
+    """One ``size``² image by the default path in tiles; time and peak memory (this process)."""
+    from pixelseg.inference.predictor import Predictor
+    from pixelseg.structures import SemanticPrediction
+
+    predictor = Predictor.from_run(run_dir)
+    base = resource.getrusage(resource.RUSAGE_SELF).ru_maxrss
+    rng = np.random.default_rng(0)
+    image = rng.integers(0, 255, (size, size, 1), dtype=np.uint8)
+    start = time.perf_counter()
+    prediction = predictor.predict(image)
+    seconds = time.perf_counter() - start
+    peak = resource.getrusage(resource.RUSAGE_SELF).ru_maxrss
+    assert predictor.plan is not None
+    assert isinstance(prediction, SemanticPrediction)
+    return {"size": size, "seconds": seconds, "megapixels_per_s": size * size / seconds / 1e6,
+            "peak_rss_gib": peak / 2**20, "rss_before_gib": base / 2**20,
+            "plan": predictor.plan.name,
+            "label_shape": list(prediction.label_map.shape)}  # fmt: skip
+
+
+def seam_row(size: int = 4096, block: int = 256) -> dict[str, Any]:
+    """Touching synthetic objects, tiles answered by the truth, merged at the seams."""
+    from pixelseg.data.instance.synthetic import synthetic_instance_image
+    from pixelseg.inference.tiled import predict_objects_tiled
+    from pixelseg.inference.tiling import TileSpec
+    from pixelseg.postprocess.masks import instance_prediction, relabel_sequential
+    from pixelseg.structures import Prediction, Region
+
+    rng = np.random.default_rng(0)
+    truth = np.zeros((size, size), np.int32)
+    for top in range(0, size, block):
+        for left in range(0, size, block):
+            _, labels, _ = synthetic_instance_image(block, rng, num_objects=block // 6)
+            truth[top : top + block, left : left + block] = np.where(
+                labels > 0, labels + truth.max(), 0
+            )
+    truth = relabel_sequential(truth)
+    rows, cols = np.mgrid[:size, :size]
+    where = torch.from_numpy(np.stack([rows, cols]).astype(np.float32))
+
+    def from_truth(crop: torch.Tensor, region: Region) -> Prediction:
+        top, left = int(crop[0, 0, 0]), int(crop[1, 0, 0])
+        cut = relabel_sequential(truth[top : top + region.size[0], left : left + region.size[1]])
+        return instance_prediction(cut, np.ones(int(cut.max()), np.float32))
+
+    spec = TileSpec(512, 128)
+    start = time.perf_counter()
+    merged = predict_objects_tiled(from_truth, where, spec)
+    seconds = time.perf_counter() - start
+    split = lost = 0
+    pairs = np.stack([truth.ravel(), merged.label_image.ravel()], 1)
+    pairs = np.unique(pairs[pairs[:, 0] > 0], axis=0)
+    ids, per_object = np.unique(pairs[:, 0], return_counts=True)
+    split = int((per_object > 1).sum())
+    lost = int(truth.max()) - int(np.unique(pairs[pairs[:, 1] > 0][:, 0]).size)
+    return {"size": size, "tile": spec.size, "overlap": spec.overlap,
+            "objects": int(truth.max()), "predicted": int(merged.label_image.max()),
+            "split_objects": split, "lost_objects": lost, "cut_reported": merged.cut,
+            "merge_seconds": seconds, "objects_checked": int(ids.size)}  # fmt: skip
+
+
+def inference_section(results_dir: Path) -> list[str]:
+    """The Markdown section for ``docs/benchmarks.md`` (empty if not measured)."""
+    path = Path(results_dir) / "inference_speed.json"
+    if not path.is_file():
+        return []
+    data = json.loads(path.read_text(encoding="utf-8"))
+    gemm = data["gemm_gflops"]
+    machine = data["machine"]
+    best_peer = {
+        batch: max(
+            (r for r in data["peer"] if r["batch"] == batch), key=lambda r: r["images_per_s"]
+        )
+        for batch in BATCHES
+    }
+    out = [
+        "## Inference speed: pixelseg's predict paths vs smp (512x512, one band)",
+        "",
+        f"Measured by `python bench/inference_speed.py` on {machine['cpu']} (native bf16: "
+        f"{data['native_bf16']}), {machine['torch_threads']} threads, commit "
+        f"{machine['git_commit']}. GEMM rate of a 2048² product in the same run: fp32 "
+        f"{gemm['fp32']:.0f} GFLOP/s, bf16 {gemm['bf16']:.0f} GFLOP/s. pixelseg's rows go "
+        "through its Predictor one image at a time (normalisation, padding, softmax, argmax "
+        "included); smp's run the bare model on a batch. int8 quantisation: not implemented.",
+        "",
+        "| Side | Path | Batch | images/s | vs peer's best | GFLOP/s | % of fp32 GEMM |",
+        "|---|---|---:|---:|---:|---:|---:|",
+    ]
+    for row in [*data["peer"], *data["pixelseg"]]:
+        rate = row["images_per_s"]
+        gflops = rate * row["gflop_per_image"]
+        path_name = row["path"] if "plan" not in row else f"{row['path']} ({row['plan']})"
+        ratio = rate / best_peer[row["batch"]]["images_per_s"]
+        out.append(
+            f"| {row['side']} | {path_name} | {row['batch']} | {rate:.2f} | {ratio:.2f} "
+            f"| {gflops:.0f} | {100 * gflops / gemm['fp32']:.0f} |"
+        )
+    out += ["", "| Path vs fp32 on ISBI val | Plan | Pixels agreeing | mIoU | fp32 mIoU |",
+            "|---|---|---:|---:|---:|"]  # fmt: skip
+    for row in data["agreement"]:
+        out.append(
+            f"| {row['path']} | {row['plan']} | {100 * row['pixel_agreement']:.2f} % "
+            f"| {100 * row['miou']:.2f} | {100 * row['fp32_miou']:.2f} |"
+        )
+    tiled, seams = data["tiled"], data["seams"]
+    out += [
+        "",
+        f"Tiled: one {tiled['size']}x{tiled['size']} image by the default path "
+        f"({tiled['plan']}) in {tiled['seconds']:.0f} s ({tiled['megapixels_per_s']:.2f} "
+        f"Mpx/s), peak resident memory {tiled['peak_rss_gib']:.2f} GiB (of which "
+        f"{tiled['rss_before_gib']:.2f} GiB before the image). Seams: a {seams['size']}² image "
+        f"of {seams['objects']} touching synthetic objects in {seams['tile']}-px tiles "
+        f"overlapping by {seams['overlap']} px, each tile answered by the truth: "
+        f"{seams['split_objects']} objects split, {seams['lost_objects']} lost, "
+        f"{seams['predicted']} predicted, merged in {seams['merge_seconds']:.1f} s.",
+        "",
+    ]
+    return out
+
+
+def main(argv: Sequence[str] | None = None) -> int:
+    """Command line entry point."""
+    parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
+    parser.add_argument("--out", type=Path, default=OUT)
+    parser.add_argument("--train-seconds", type=float, default=120.0)
+    parser.add_argument("--tiled-size", type=int, default=8192)
+    parser.add_argument("--tiled-child", type=int, help=argparse.SUPPRESS)
+    args = parser.parse_args(argv)
+    torch.set_num_threads(2)
+    if args.tiled_child:
+        print(json.dumps(tiled_child(RUN_DIR, args.tiled_child)))
+        return 0
+    from pixelseg.engine.precision import cpu_has_native_bf16
+
+    native = cpu_has_native_bf16()
+    run_dir = train_run(args.train_seconds)
+    rng = np.random.default_rng(0)
+    images = [rng.integers(0, 255, (SIZE, SIZE, 1), dtype=np.uint8) for _ in range(max(BATCHES))]
+    result: dict[str, Any] = {
+        "machine": machine_info(),
+        "native_bf16": native,
+        "gemm_gflops": {"fp32": gemm_rate(torch.float32), "bf16": gemm_rate(torch.bfloat16)},
+        "peer": peer_rows(1, native),
+        "pixelseg": predictor_rows(run_dir, images) + onnx_rows(run_dir, images),
+        "agreement": agreement_rows(run_dir),
+        "seams": seam_row(),
+    }
+    child = subprocess.run(
+        [sys.executable, __file__, "--tiled-child", str(args.tiled_size)],
+        capture_output=True, text=True, check=True,
+    )  # fmt: skip
+    result["tiled"] = json.loads(child.stdout.strip().splitlines()[-1])
+    result["train_seconds"] = args.train_seconds
+    write_result(args.out, result)
+    print(json.dumps({k: result[k] for k in ("gemm_gflops", "seams", "tiled")}, indent=1))
+    return 0
+
+
+if __name__ == "__main__":
+    raise SystemExit(main())
