@@ -329,8 +329,10 @@ def inference_section(results_dir: Path) -> list[str]:
         "",
         f"Tiled: one {tiled['size']}x{tiled['size']} image by the default path "
         f"({tiled['plan']}) in {tiled['seconds']:.0f} s ({tiled['megapixels_per_s']:.2f} "
-        f"Mpx/s), peak resident memory {tiled['peak_rss_gib']:.2f} GiB (of which "
-        f"{tiled['rss_before_gib']:.2f} GiB before the image). Seams: a {seams['size']}² image "
+        f"Mpx/s); the process's peak resident memory was {tiled['peak_rss_gib']:.2f} GiB, "
+        f"having already peaked at {tiled['rss_before_gib']:.2f} GiB before the image (loading "
+        "PyTorch and the model), so the peak bounds the image's own cost only by the whole. "
+        f"Seams: a {seams['size']}² image "
         f"of {seams['objects']} touching synthetic objects in {seams['tile']}-px tiles "
         f"overlapping by {seams['overlap']} px, each tile answered by the truth: "
         f"{seams['split_objects']} objects split, {seams['lost_objects']} lost, "
