@@ -83,7 +83,13 @@ def write_figures(
             gallery = writer.path(f"{folder}/gallery.png")
             palette, ignore = predictor.info.palette, predictor.ignore_index
             written.append(
-                figures.save_gallery(gallery, rows, palette=palette, ignore_index=ignore)
+                figures.save_gallery(
+                    gallery,
+                    rows,
+                    palette=palette,
+                    ignore_index=ignore,
+                    class_names=predictor.class_names,
+                )
             )
     else:
         ap = writer.path(f"{folder}/ap_by_threshold.png")

@@ -14,8 +14,9 @@ from pixelseg.files import atomic_write
 
 #: The report's pictures, in the order a page shows them (the evaluation writes them).
 FIGURES = ("iou_bars.png", "gallery.png", "ap_by_threshold.png", "counts.png", "curves.png")
-#: Error-map colours: correct, false positive (predicted foreground, truth background or another
-#: class), false negative (a true foreground pixel missed), unlabelled.
+#: Error-map colours: correct; wrong where the truth is class 0 (usually background: a false
+#: positive of the predicted class); wrong where the truth is another class (it was missed);
+#: unlabelled.
 CORRECT, FALSE_POSITIVE, FALSE_NEGATIVE, VOID = (
     (40, 40, 40),
     (230, 60, 40),
@@ -92,11 +93,9 @@ def save_training_curves(
 
 
 def error_map(truth: np.ndarray, prediction: np.ndarray, ignore_index: int) -> np.ndarray:
-    """``(H, W, 3)`` uint8: correct pixels dark, false positives red, false negatives blue.
-
-    A wrong pixel whose truth is background (class 0) is a false positive; any other wrong
-    pixel is a false negative of its true class.
-    """
+    """``(H, W, 3)`` uint8: correct pixels dark, wrong ones red where the truth is class 0
+    (with class 0 the background: false positives) and blue where it is another class (that
+    class missed); unlabelled truth black."""
     out = np.empty((*truth.shape, 3), np.uint8)
     out[:] = CORRECT
     wrong = (truth != prediction) & (truth != ignore_index)
@@ -112,6 +111,7 @@ def save_gallery(
     *,
     palette: list[list[int]],
     ignore_index: int,
+    class_names: Sequence[str] = ("class 0",),
 ) -> Path:
     """One row per image: image | truth | prediction | error map.
 
@@ -119,6 +119,7 @@ def save_gallery(
         rows: ``(title, image (H, W, C) as stored, truth (H, W), prediction (H, W))``.
         palette: the class colours.
         ignore_index: unlabelled truth pixels (black in every panel).
+        class_names: the classes (the error map's legend names class 0).
     """
     from pixelseg.report.figures import colorize, display_image
 
@@ -131,7 +132,8 @@ def save_gallery(
             colorize(prediction, palette, ignore_index),
             error_map(truth, prediction, ignore_index),
         ]
-        names = [title, "truth", "prediction", "errors: red FP, blue FN"]
+        legend = f"errors\nred: true {class_names[0]}; blue: other classes"
+        names = [title, "truth", "prediction", legend]
         for ax, panel, name in zip(row, panels, names):
             ax.imshow(panel)
             ax.set_title(name, fontsize=9)
