@@ -219,12 +219,17 @@ def agreement_rows(run_dir: Path) -> list[dict[str, Any]]:
     return rows
 
 
-def tiled_child(run_dir: Path, size: int) -> dict[str, Any]:
-    """One ``size``² image by the default path in tiles; time and peak memory (this process)."""
+def tiled_child(run_dir: Path, size: int, engine: str = "pytorch") -> dict[str, Any]:
+    """One ``size``² image by the default path (or onnxruntime) in tiles; time and peak memory
+    (this process)."""
+    from pixelseg.inference.engines import load_onnx_predictor
     from pixelseg.inference.predictor import Predictor
     from pixelseg.structures import SemanticPrediction
 
-    predictor = Predictor.from_run(run_dir)
+    if engine == "onnxruntime":
+        predictor = load_onnx_predictor(run_dir / "export" / "model.onnx")
+    else:
+        predictor = Predictor.from_run(run_dir)
     base = resource.getrusage(resource.RUSAGE_SELF).ru_maxrss
     rng = np.random.default_rng(0)
     image = rng.integers(0, 255, (size, size, 1), dtype=np.uint8)
@@ -332,7 +337,15 @@ def inference_section(results_dir: Path) -> list[str]:
         f"Mpx/s); the process's peak resident memory was {tiled['peak_rss_gib']:.2f} GiB, "
         f"having already peaked at {tiled['rss_before_gib']:.2f} GiB before the image (loading "
         "PyTorch and the model), so the peak bounds the image's own cost only by the whole. "
-        f"Seams: a {seams['size']}² image "
+        + (
+            f"Through onnxruntime the same image took {data['tiled_onnx']['seconds']:.0f} s "
+            f"({data['tiled']['seconds'] / data['tiled_onnx']['seconds']:.2f}x PyTorch's "
+            "speed), peak "
+            f"{data['tiled_onnx']['peak_rss_gib']:.2f} GiB. "
+            if "tiled_onnx" in data
+            else ""
+        )
+        + f"Seams: a {seams['size']}² image "
         f"of {seams['objects']} touching synthetic objects in {seams['tile']}-px tiles "
         f"overlapping by {seams['overlap']} px, each tile answered by the truth: "
         f"{seams['split_objects']} objects split, {seams['lost_objects']} lost, "
@@ -349,10 +362,11 @@ def main(argv: Sequence[str] | None = None) -> int:
     parser.add_argument("--train-seconds", type=float, default=120.0)
     parser.add_argument("--tiled-size", type=int, default=8192)
     parser.add_argument("--tiled-child", type=int, help=argparse.SUPPRESS)
+    parser.add_argument("--tiled-engine", default="pytorch", help=argparse.SUPPRESS)
     args = parser.parse_args(argv)
     torch.set_num_threads(2)
     if args.tiled_child:
-        print(json.dumps(tiled_child(RUN_DIR, args.tiled_child)))
+        print(json.dumps(tiled_child(RUN_DIR, args.tiled_child, args.tiled_engine)))
         return 0
     from pixelseg.engine.precision import cpu_has_native_bf16
 
@@ -369,11 +383,13 @@ def main(argv: Sequence[str] | None = None) -> int:
         "agreement": agreement_rows(run_dir),
         "seams": seam_row(),
     }
-    child = subprocess.run(
-        [sys.executable, __file__, "--tiled-child", str(args.tiled_size)],
-        capture_output=True, text=True, check=True,
-    )  # fmt: skip
-    result["tiled"] = json.loads(child.stdout.strip().splitlines()[-1])
+    for key, engine in (("tiled", "pytorch"), ("tiled_onnx", "onnxruntime")):
+        child = subprocess.run(
+            [sys.executable, __file__, "--tiled-child", str(args.tiled_size),
+             "--tiled-engine", engine],
+            capture_output=True, text=True, check=True,
+        )  # fmt: skip
+        result[key] = json.loads(child.stdout.strip().splitlines()[-1])
     result["train_seconds"] = args.train_seconds
     write_result(args.out, result)
     print(json.dumps({k: result[k] for k in ("gemm_gflops", "seams", "tiled")}, indent=1))

@@ -54,7 +54,8 @@ def demo_command(*, out: str, minutes: float) -> int:
     console.print(f"data and config:   {out_dir / 'data'}")
     console.print(f"run directory:     {run_dir} (checkpoints/, metrics.jsonl, train.log)")
     console.print(
-        f"evaluation report: {run_dir / 'eval' / 'val'} (report.html, report.md, confusion.png)"
+        f"evaluation report: {run_dir / 'eval' / 'val'} (report.html with its pictures, "
+        "report.md, metrics.json)"
     )
     console.print(f"predictions:       {predictions} (*_label.png, *_overlay.png)")
     return 0
