@@ -24,6 +24,7 @@ from pixelseg.config_parse import (
     read_raw_config,
 )
 from pixelseg.config_validate import validate_config
+from pixelseg.errors import ConfigError
 
 __all__ = [
     "Config",
@@ -282,9 +283,18 @@ def resolve_data_root(root: str, config_dir: Path) -> Path:
 
 
 def load_config(path: str | Path, overrides: list[str] | None = None) -> Config:
-    """Load a config file, apply ``--set`` overrides, resolve ``data.root`` to an absolute path."""
+    """Load a config file, apply ``--set`` overrides, resolve ``data.root`` to an absolute path.
+
+    Raises:
+        ConfigError: unreadable, or a key or value it refuses — the message names the file.
+    """
     path = Path(path)
     raw = apply_overrides(read_raw_config(path), overrides or [])
-    config = config_from_dict(raw, source=str(path))
+    try:
+        config = config_from_dict(raw, source=str(path))
+    except ConfigError as exc:
+        if str(path) in str(exc):
+            raise
+        raise ConfigError(f"{path}: {exc}") from exc
     root = resolve_data_root(config.data.root, path.resolve().parent)
     return dataclasses.replace(config, data=dataclasses.replace(config.data, root=str(root)))
