@@ -30,7 +30,7 @@ from pixelseg.engine.run_dir import RunInfo
 from pixelseg.files import atomic_write_json
 from pixelseg.inference.polygons import write_instance_geojson
 from pixelseg.inference.prepared import PreparedImage
-from pixelseg.inference.probability_maps import probabilities_path, write_probabilities
+from pixelseg.inference.probability_maps import ProbabilityMaps
 from pixelseg.structures import InstancePrediction, Prediction, SemanticPrediction
 
 COCO_FILE = "predictions_coco.json"
@@ -94,19 +94,15 @@ class SemanticOutputs:
         probability_dtype: str = "float32",
     ) -> None:
         self.out = out
-        self.probability_dtype = probability_dtype
         self.palette = info.palette
-        self.class_names = list(info.class_names)
         self.ignore_index = int(info.ignore_index)
         self.unlabelled = unlabelled_value(self.ignore_index)
-        self.probabilities = probabilities
+        self.probabilities = ProbabilityMaps(probabilities, probability_dtype, info.class_names)
 
     def is_done(self, image_path: Path, label_path: Path, overlay_path: Path) -> bool:
         """The label image and overlay (and the probabilities, when asked) exist."""
         done = label_path.exists() and overlay_path.exists()
-        return done and (
-            not self.probabilities or probabilities_path(label_path.parent, image_path).exists()
-        )
+        return done and self.probabilities.exist(image_path, label_path)
 
     def write(
         self,
@@ -122,12 +118,7 @@ class SemanticOutputs:
         label_map = prediction.label_map.numpy()
         colours = colorize(label_map, self.palette, self.ignore_index)
         save_png(overlay_path, overlay(prepared.image, colours, uncoloured=prepared.nodata))
-        if self.probabilities:
-            path = probabilities_path(label_path.parent, image_path)
-            dtype = self.probability_dtype
-            write_probabilities(
-                path, prediction.probs.numpy(), prepared, self.class_names, dtype=dtype
-            )
+        self.probabilities.write(image_path, label_path, prediction.probs.numpy(), prepared)
         labels = np.where(label_map == self.ignore_index, self.unlabelled, label_map)
         labels = labels.astype(np.uint8)
         if label_path.suffix == ".tif":
@@ -182,7 +173,6 @@ class InstanceOutputs:
         probabilities: bool = False,
         probability_dtype: str = "float32",
     ) -> None:
-        self.probability_dtype = probability_dtype
         names = info.extra.get("object_classes") or info.class_names
         self.out = out
         self.path = out / COCO_FILE
@@ -190,8 +180,7 @@ class InstanceOutputs:
         self.images: list[dict[str, Any]] = []
         self.annotations: list[dict[str, Any]] = []
         self.categories = [{"id": k + 1, "name": name} for k, name in enumerate(names)]
-        self.class_names = list(info.class_names)
-        self.probabilities = probabilities
+        self.probabilities = ProbabilityMaps(probabilities, probability_dtype, info.class_names)
         self.saved = time.perf_counter()
 
     def _add(self, image: dict[str, Any], annotations: list[dict[str, Any]]) -> None:
@@ -235,12 +224,8 @@ class InstanceOutputs:
 
         image = prepared.image
         save_contour_overlay(overlay_path, image, prediction.label_image)
-        if self.probabilities and prediction.class_probs is not None:
-            path = probabilities_path(label_path.parent, image_path)
-            dtype = self.probability_dtype
-            write_probabilities(
-                path, prediction.class_probs, prepared, self.class_names, dtype=dtype
-            )
+        if prediction.class_probs is not None:
+            self.probabilities.write(image_path, label_path, prediction.class_probs, prepared)
         if label_path.suffix == ".tif":
             if prepared.georef is not None:
                 write_instance_geojson(

@@ -2,17 +2,20 @@
 
 from __future__ import annotations
 
+from collections import deque
 from concurrent.futures import ThreadPoolExecutor
 from pathlib import Path
 
 from rich.console import Console
 
+from pixelseg.data.io import ImageHeader, read_header
 from pixelseg.engine.progress import progress_bar
 from pixelseg.errors import ConfigError, DataError
 from pixelseg.inference.inputs import output_folders
 from pixelseg.inference.manifest import Manifest, origin_of
 from pixelseg.inference.outputs import output_writer
 from pixelseg.inference.predictor import Predictor
+from pixelseg.inference.streaming import predict_streamed, streams
 from pixelseg.inference.tiling import TileSpec
 from pixelseg.structures import SemanticPrediction
 
@@ -31,15 +34,17 @@ def output_paths(
     return out / f"{image.stem}_{label}{suffix}", out / f"{image.stem}_overlay.png"
 
 
-def label_suffix(image: Path) -> str:
-    """``.tif`` for a georeferenced input (its labels become a GeoTIFF), else ``.png``."""
-    from pixelseg.data.io import read_header
-
+def _header(path: Path) -> ImageHeader | None:
+    """The image's header, or ``None`` when it is unreadable (predicting it then says why)."""
     try:
-        georeferenced = read_header(image).georef is not None
+        return read_header(path)
     except DataError:
-        return ".png"  # unreadable: predicting it says so
-    return ".tif" if georeferenced else ".png"
+        return None
+
+
+def label_suffix(header: ImageHeader | None) -> str:
+    """``.tif`` for a georeferenced input (its labels become a GeoTIFF), else ``.png``."""
+    return ".tif" if header is not None and header.georef is not None else ".png"
 
 
 def predict_files(
@@ -103,13 +108,14 @@ def predict_files(
         if overwrite:
             manifest.forget()
     semantic = predictor.task.prediction_type is SemanticPrediction
-    todo: list[tuple[Path, Path, Path, bool]] = []  # (image, label, overlay, streamed)
+    todo: list[tuple[Path, Path, Path, ImageHeader | None]] = []  # header: set when streamed
     skipped = 0
     for index, path in enumerate(files):
         folder = out / folders[index] if folders is not None else out
         folder.mkdir(parents=True, exist_ok=True)
-        stream = _streamed(path, semantic=semantic)
-        suffix = ".tif" if stream else label_suffix(path)
+        header = _header(path)
+        stream = header is not None and streams(header, semantic=semantic)
+        suffix = ".tif" if stream else label_suffix(header)
         label_path, overlay_path = output_paths(folder, path, label=writer.label, suffix=suffix)
         if stream:  # a streamed raster has its label image alone
             done = not overwrite and label_path.exists()
@@ -118,25 +124,25 @@ def predict_files(
         if done and (manifest is None or manifest.is_current(label_path, path)):
             skipped += 1
         else:
-            todo.append((path, label_path, overlay_path, stream))
+            todo.append((path, label_path, overlay_path, header if stream else None))
     written = 0
     # Images are decoded in threads (PIL, GDAL and NumPy release the GIL) while the model runs
     # on the one before; at most PREFETCH decoded images wait in memory.
-    decoded = [k for k, item in enumerate(todo) if not item[3]]
+    decoded = [item[0] for item in todo if item[3] is None]
     with (
         progress_bar("predict", total=len(todo)) as advance,
         ThreadPoolExecutor(max_workers=DECODE_THREADS) as pool,
     ):
-        loads = {k: pool.submit(predictor.load, todo[k][0]) for k in decoded[:PREFETCH]}
-        for index, (path, label_path, overlay_path, stream) in enumerate(todo):
-            if stream:
-                _predict_streamed(predictor, path, label_path)
+        loads = deque(pool.submit(predictor.load, image) for image in decoded[:PREFETCH])
+        queued = len(loads)
+        for path, label_path, overlay_path, streamed in todo:
+            if streamed is not None:
+                _predict_streamed(predictor, path, streamed, label_path)
             else:
-                prepared = loads.pop(index).result()
-                position = decoded.index(index) + PREFETCH
-                if position < len(decoded):
-                    later = decoded[position]
-                    loads[later] = pool.submit(predictor.load, todo[later][0])
+                prepared = loads.popleft().result()
+                if queued < len(decoded):
+                    loads.append(pool.submit(predictor.load, decoded[queued]))
+                    queued += 1
                 prediction = predictor.predict_prepared(prepared)
                 writer.write(path, prepared, prediction, label_path, overlay_path)
                 if warnings is not None:
@@ -151,20 +157,11 @@ def predict_files(
     return written, skipped
 
 
-def _streamed(path: Path, *, semantic: bool) -> bool:
-    from pixelseg.data.io import read_header
-    from pixelseg.inference.streaming import streams
-
-    try:
-        return streams(read_header(path), semantic=semantic)
-    except DataError:
-        return False  # unreadable: predicting it says so
-
-
-def _predict_streamed(predictor: Predictor, path: Path, label_path: Path) -> None:
+def _predict_streamed(
+    predictor: Predictor, path: Path, header: ImageHeader, label_path: Path
+) -> None:
     """A raster too large for memory, window by window (labels only)."""
     from pixelseg.inference.outputs import unlabelled_value
-    from pixelseg.inference.streaming import predict_streamed
 
     tile = predictor.tile
     if not isinstance(tile, TileSpec):
@@ -178,6 +175,7 @@ def _predict_streamed(predictor: Predictor, path: Path, label_path: Path) -> Non
     predict_streamed(
         predictor,
         path,
+        header,
         label_path,
         tile,
         unlabelled=unlabelled_value(predictor.ignore_index),

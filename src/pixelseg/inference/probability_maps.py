@@ -9,6 +9,7 @@ it, georeferenced like the input when it is. ``--probability-dtype float16`` hal
 
 from __future__ import annotations
 
+from dataclasses import dataclass
 from pathlib import Path
 
 import numpy as np
@@ -58,3 +59,30 @@ def write_probabilities(
         path, bands, georef=prepared.georef, nodata=float("nan"), descriptions=names,
         half=dtype == "float16",
     )  # fmt: skip
+
+
+@dataclass(frozen=True)
+class ProbabilityMaps:
+    """Whether and how an output folder's probability maps are written.
+
+    Attributes:
+        enabled: write them (``--probabilities``).
+        dtype: one of :data:`PROBABILITY_DTYPES`.
+        names: the band names (the classes).
+    """
+
+    enabled: bool
+    dtype: str
+    names: list[str]
+
+    def exist(self, image_path: Path, label_path: Path) -> bool:
+        """True when none are asked for, or the image's map is there."""
+        return not self.enabled or probabilities_path(label_path.parent, image_path).exists()
+
+    def write(
+        self, image_path: Path, label_path: Path, probs: np.ndarray, prepared: PreparedImage
+    ) -> None:
+        """The image's ``(K, H, W)`` map beside its label image, when enabled."""
+        if self.enabled:
+            path = probabilities_path(label_path.parent, image_path)
+            write_probabilities(path, probs, prepared, self.names, dtype=self.dtype)

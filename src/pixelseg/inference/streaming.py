@@ -24,7 +24,7 @@ from pixelseg.data.io import ImageHeader
 from pixelseg.files import atomic_write
 from pixelseg.inference.predictor import Predictor
 from pixelseg.inference.prepared import print_warning
-from pixelseg.inference.tiling import TileSpec, gaussian_window, tile_starts
+from pixelseg.inference.tiling import TileSpec, gaussian_window, tile_grid
 from pixelseg.inference.tta import with_tta
 
 #: Rasters with more pixels than this are streamed (8192², about 200 MB of RGB bytes).
@@ -41,6 +41,7 @@ def streams(header: ImageHeader, *, semantic: bool) -> bool:
 def predict_streamed(
     predictor: Predictor,
     path: Path,
+    header: ImageHeader,
     label_path: Path,
     spec: TileSpec,
     *,
@@ -53,6 +54,7 @@ def predict_streamed(
     Args:
         predictor: a semantic run's Predictor (its plan is measured on the first strip).
         path: the input TIFF / GeoTIFF.
+        header: its header (size, nodata value, georeferencing).
         label_path: the output (written atomically: it exists only when whole).
         spec: tile size, overlap and batch.
         unlabelled: the value of nodata pixels in the label image (also its nodata value).
@@ -67,14 +69,8 @@ def predict_streamed(
     from rasterio.crs import CRS
     from rasterio.windows import Window
 
-    from pixelseg.data.raster import read_raster_header
-
-    header = read_raster_header(path)
-    assert header is not None
     height, width = header.height, header.width
-    tile_h, tile_w = min(spec.size, height), min(spec.size, width)
-    rows = tile_starts(height, tile_h, min(spec.overlap, tile_h - 1))
-    cols = tile_starts(width, tile_w, min(spec.overlap, tile_w - 1))
+    rows, cols, tile_h, tile_w = tile_grid(height, width, spec)
     window = gaussian_window(tile_h, tile_w)
     ignore_index = predictor.ignore_index
     options = {
@@ -94,8 +90,9 @@ def predict_streamed(
             rasterio.open(tmp, "w", **options) as dst,
         ):
             dst.write_colormap(1, {k: (*map(int, c[:3]), 255) for k, c in enumerate(palette)})
-            total = torch.zeros(0)
-            weight = torch.zeros(0, width)
+            # Rows [top, top + tile_h) of the blend: the rows above are written and dropped.
+            total = torch.zeros(len(predictor.class_names), tile_h, width)
+            weight = torch.zeros(tile_h, width)
             for index, top in enumerate(rows):
                 strip = src.read(window=Window(0, top, width, tile_h)).transpose(1, 2, 0)
                 prepared = predictor.prepare_array(
@@ -105,20 +102,10 @@ def predict_streamed(
                     print_warning(message)
                 predictor.plan_for(prepared.normalized)
                 forward = _forward(predictor)
-                # The accumulator holds rows [top, top + tile_h): the rows above are written.
-                grow = tile_h - weight.shape[0]
-                if grow > 0:
-                    weight = torch.cat([weight, torch.zeros(grow, width)])
                 for first in range(0, len(cols), spec.batch):
                     lefts = cols[first : first + spec.batch]
                     batch = torch.stack([prepared.normalized[:, :, x : x + tile_w] for x in lefts])
-                    probs = forward(batch).float()
-                    if total.numel() == 0:
-                        total = torch.zeros(probs.shape[1], tile_h, width)
-                    elif total.shape[1] < tile_h:
-                        extra = torch.zeros(total.shape[0], tile_h - total.shape[1], width)
-                        total = torch.cat([total, extra], 1)
-                    for x, tile_probs in zip(lefts, probs):
+                    for x, tile_probs in zip(lefts, forward(batch).float()):
                         total[:, :, x : x + tile_w] += tile_probs * window
                         weight[:, x : x + tile_w] += window
                 done = (rows[index + 1] if index + 1 < len(rows) else height) - top
@@ -127,7 +114,8 @@ def predict_streamed(
                 if prepared.nodata is not None:
                     labels[prepared.nodata[:done]] = unlabelled
                 dst.write(labels.astype(np.uint8), 1, window=Window(0, top, width, done))
-                total, weight = total[:, done:], weight[done:]
+                total = torch.cat([total[:, done:], torch.zeros(total.shape[0], done, width)], 1)
+                weight = torch.cat([weight[done:], torch.zeros(done, width)])
                 if on_rows is not None:
                     on_rows(top + done, height)
 

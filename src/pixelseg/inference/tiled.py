@@ -22,7 +22,7 @@ from pixelseg.engine.progress import progress_bar
 from pixelseg.engine.task import Autocast, Task
 from pixelseg.errors import ConfigError
 from pixelseg.inference.seams import MergedInstances, TileObjects, core_bounds, merge_tile_objects
-from pixelseg.inference.tiling import TileSpec, tile_starts, tiles_of
+from pixelseg.inference.tiling import TileSpec, tile_grid, tiles_of
 from pixelseg.inference.tta import dense_probabilities
 from pixelseg.postprocess.masks import instance_prediction
 from pixelseg.structures import InstancePrediction, Prediction, Region
@@ -49,14 +49,11 @@ def predict_objects_tiled(
         on_tile: called after each tile (a progress bar).
     """
     _, height, width = image.shape
-    tiles = tiles_of(height, width, spec)
-    tile_h, tile_w = tiles[0][2], tiles[0][3]
-    rows = tile_starts(height, tile_h, min(spec.overlap, tile_h - 1))
-    cols = tile_starts(width, tile_w, min(spec.overlap, tile_w - 1))
+    rows, cols, tile_h, tile_w = tile_grid(height, width, spec)
     row_cores = dict(zip(rows, core_bounds(rows, tile_h, height)))
     col_cores = dict(zip(cols, core_bounds(cols, tile_w, width)))
     found: list[TileObjects] = []
-    for top, left, h, w in tiles:
+    for top, left, h, w in tiles_of(height, width, spec):
         crop = image[:, top : top + h, left : left + w]
         tile_ignore = None if ignore is None else ignore[top : top + h, left : left + w]
         prediction = predict_tile(crop, Region((h, w), ignore=tile_ignore))

@@ -86,14 +86,19 @@ def gaussian_window(height: int, width: int, sigma_scale: float = SIGMA_SCALE) -
     return window.clamp(min=floor).float()
 
 
+def tile_grid(height: int, width: int, spec: TileSpec) -> tuple[list[int], list[int], int, int]:
+    """The tiles' row starts, column starts, height and width for an image (a tile is never
+    larger than the image)."""
+    tile_h, tile_w = min(spec.size, height), min(spec.size, width)
+    rows = tile_starts(height, tile_h, min(spec.overlap, tile_h - 1))
+    cols = tile_starts(width, tile_w, min(spec.overlap, tile_w - 1))
+    return rows, cols, tile_h, tile_w
+
+
 def tiles_of(height: int, width: int, spec: TileSpec) -> list[tuple[int, int, int, int]]:
     """The ``(top, left, tile height, tile width)`` of every tile of an image, row by row."""
-    tile_h, tile_w = min(spec.size, height), min(spec.size, width)
-    return [
-        (top, left, tile_h, tile_w)
-        for top in tile_starts(height, tile_h, min(spec.overlap, tile_h - 1))
-        for left in tile_starts(width, tile_w, min(spec.overlap, tile_w - 1))
-    ]
+    rows, cols, tile_h, tile_w = tile_grid(height, width, spec)
+    return [(top, left, tile_h, tile_w) for top in rows for left in cols]
 
 
 def predict_tiled(
