@@ -41,6 +41,7 @@ def _cmd_train(args: argparse.Namespace) -> int:
         precision=args.precision,
         device=args.device,
         overwrite=args.overwrite,
+        report=not args.no_report,
     )
 
 
@@ -123,6 +124,11 @@ def build_parser() -> argparse.ArgumentParser:
     p.add_argument("--set", action="append", metavar="KEY=VALUE", help="override a config key")
     p.add_argument("--resume", action="store_true", help="continue the run in --out")
     p.add_argument("--overwrite", action="store_true", help="replace the run already in --out")
+    p.add_argument(
+        "--no-report",
+        action="store_true",
+        help="skip the val report (RUN_DIR/eval/val) and its headline after training",
+    )
     p.add_argument("--max-time", type=float, help="wall-clock budget in seconds")
     p.add_argument("--precision", choices=["auto", "fp32", "bf16", "fp16"])
     p.add_argument("--device", default="auto")

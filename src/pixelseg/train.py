@@ -58,8 +58,14 @@ def train_command(
     precision: str | None,
     device: str,
     overwrite: bool = False,
+    report: bool = True,
 ) -> int:
-    """The ``pixelseg train`` subcommand (``overwrite``: see :func:`refuse_existing_run`)."""
+    """The ``pixelseg train`` subcommand (``overwrite``: see :func:`refuse_existing_run`).
+
+    With ``report``, the best checkpoint is then evaluated on val as ``pixelseg evaluate``
+    does: its headline and warnings end the console output, and its report goes to
+    ``RUN_DIR/eval/val``.
+    """
     extra = list(overrides)
     if max_time is not None:
         extra.append(f"train.max_time={max_time}")
@@ -68,5 +74,9 @@ def train_command(
     config = load_config(config_path, extra)
     run_dir = Path(out) if out else Path("runs") / Path(config_path).stem
     refuse_existing_run(run_dir, resume=resume, overwrite=overwrite)
-    train(config, run_dir, resume=resume, device=device)
+    summary = train(config, run_dir, resume=resume, device=device)
+    if report and summary.best_epoch > 0:
+        from pixelseg.inference.evaluate import evaluate_command
+
+        return evaluate_command(str(run_dir), data=None, split="val", json_path=None, device=device)
     return 0

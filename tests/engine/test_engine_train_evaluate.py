@@ -193,3 +193,19 @@ def test_resume_says_which_changes_it_cannot_honour(tmp_path: Path) -> None:
     log = (tmp_path / "run" / "train.log").read_text()
     assert "--resume continues the run as it was configured; ignored: train.lr:" in log
     assert "-> 0.5" in log and "max_time" not in log.split("ignored:")[1].split("(only")[0]
+
+
+def test_train_ends_with_the_val_headline_and_its_report(
+    tmp_path: Path, capsys: pytest.CaptureFixture[str]
+) -> None:
+    config_path = write_synthetic_semantic(tmp_path / "data", n_images=4, size=32)
+    sets = [f"--set={s}" for s in SETTINGS[:2]]
+    sets += ["--set=train.epochs=1", "--set=train.batch_size=2", "--set=train.crop_size=32"]
+    assert main(["train", str(config_path), "--out", str(tmp_path / "run"), *sets]) == 0
+    tail = capsys.readouterr().out.split("time budget")[-1]
+    assert "mIoU" in tail and "majority-class baseline" in tail
+    assert (tmp_path / "run" / "eval" / "val" / "report.html").is_file()
+    out = tmp_path / "quiet"
+    assert main(["train", str(config_path), "--out", str(out), *sets, "--no-report"]) == 0
+    assert "majority-class baseline" not in capsys.readouterr().out
+    assert not (out / "eval").exists()

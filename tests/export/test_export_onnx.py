@@ -88,15 +88,30 @@ def test_a_torch_export_program_is_checked_and_saved(tmp_path: Path) -> None:
         assert program(batch).shape == (2, 4, 64, 96)
 
 
-def test_mask_rcnn_runs_are_refused_plainly(
+@pytest.mark.slow
+def test_a_mask_rcnn_exports_whole_and_predicts_what_pytorch_predicts(
     tmp_path: Path, untrained_run: Callable[[str, Path], tuple[Path, Path]]
 ) -> None:
-    from pixelseg.export.onnx import export_onnx
+    run_dir, image = untrained_run("instance", tmp_path)
+    assert main(["export", str(run_dir), "--format", "onnx"]) == 0
+    exported = run_dir / "export" / "model.onnx"
+    got = load_onnx_predictor(exported).predict(image)
+    reference = Predictor.from_run(run_dir, precision="fp32").predict(image)
+    assert isinstance(got, InstancePrediction) and isinstance(reference, InstancePrediction)
+    assert reference.count > 0  # untrained, every detection kept: something to compare
+    assert got.count == reference.count
+    np.testing.assert_allclose(got.scores, reference.scores, atol=1e-4)
+    np.testing.assert_allclose(got.boxes, reference.boxes, atol=1e-2)
+    assert float((got.label_image == reference.label_image).mean()) >= 0.999
+    out = tmp_path / "pred"
+    args = ["predict", str(run_dir), str(image), "--engine", "onnxruntime", "--out", str(out)]
+    assert main(args) == 0
+    assert list(out.glob("*_instances.png"))
+    with pytest.raises(ConfigError, match="exports to ONNX only"):
+        from pixelseg.export.torch_export import export_program
 
-    run_dir, _ = untrained_run("instance", tmp_path)
-    with pytest.raises(ConfigError, match="Mask R-CNN runs cannot be exported yet"):
-        export_onnx(run_dir, tmp_path / "m.onnx")
-    assert not (tmp_path / "m.onnx").exists()
+        export_program(run_dir, tmp_path / "m.pt2")
+    assert not (tmp_path / "m.pt2").exists()
 
 
 def test_a_truncated_or_foreign_file_is_named(tmp_path: Path) -> None:

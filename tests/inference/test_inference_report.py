@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import json
 import re
 from collections.abc import Callable
 from pathlib import Path
@@ -36,8 +37,11 @@ def test_a_watershed_report_is_a_page_with_its_pictures(
 ) -> None:
     run_dir, _ = untrained_run("watershed", tmp_path)
     assert main(["evaluate", str(run_dir)]) == 0
-    page = (run_dir / "eval" / "val" / "report.html").read_text(encoding="utf-8")
-    assert _embedded_images(page) == ["ap_by_threshold.png", "counts.png"]
+    folder = run_dir / "eval" / "val"
+    page = (folder / "report.html").read_text(encoding="utf-8")
+    counting = json.loads((folder / "metrics.json").read_text(encoding="utf-8"))["counting"]
+    examples = ["merges_splits.png"] if counting["merges"] + counting["splits"] else []
+    assert _embedded_images(page) == ["ap_by_threshold.png", "counts.png", *examples]
     assert "<table>" in page and "matching AP" in page
 
 

@@ -90,3 +90,30 @@ def test_report_keeps_coco_default_note_and_handles_missing_coco() -> None:
     print_instance_report(result, title="no coco", console=console)
     text = console.export_text()
     assert "COCO" not in text and "count MAE" in text
+
+
+def test_merge_split_panels_tint_the_merging_prediction_and_the_split_truth(
+    tmp_path: Path,
+) -> None:
+    from pixelseg.report.instance_figures import (
+        MERGE_FILL,
+        SPLIT_FILL,
+        merge_split_panels,
+        save_merge_split_examples,
+    )
+
+    image = np.full((40, 60), 100, dtype=np.uint8)
+    truth = np.zeros((40, 60), dtype=np.int32)
+    truth[5:15, 5:15], truth[5:15, 16:26] = 1, 2  # two objects one prediction covers
+    truth[25:35, 30:50] = 3  # one object two predictions cut
+    prediction = np.zeros_like(truth)
+    prediction[5:15, 5:26] = 1
+    prediction[25:35, 30:40], prediction[25:35, 40:50] = 2, 3
+    left, right = merge_split_panels(image, truth, prediction)
+    tint = (0.5 * 100 + 0.5 * np.asarray(MERGE_FILL)).astype(np.uint8)
+    assert (right[10, 10] == tint).all() and (right[30, 35] == 100).all()
+    tint = (0.5 * 100 + 0.5 * np.asarray(SPLIT_FILL)).astype(np.uint8)
+    assert (left[30, 35] == tint).all() and (left[10, 10] == 100).all()
+    path = save_merge_split_examples(tmp_path / "m.png", [("x", image, truth, prediction)])
+    assert path is not None and path.stat().st_size > 0
+    assert save_merge_split_examples(tmp_path / "none.png", []) is None

@@ -69,13 +69,14 @@ def exported_network(
     """The run's network behind its normalisation, the metadata, the band and class counts.
 
     Raises:
-        ConfigError: a Mask R-CNN run (not exported yet).
+        ConfigError: a Mask R-CNN run (its ONNX export is :mod:`pixelseg.export.detector`;
+            ``torch.export`` cannot capture its data-dependent detection counts).
     """
     config, info = read_run(run_dir)
     if info.task == "instance":
         raise ConfigError(
-            f"{run_dir}: Mask R-CNN runs cannot be exported yet (their detection graph, with "
-            "RoIAlign and per-image box lists, is not converted); semantic and watershed runs can"
+            f"{run_dir}: a Mask R-CNN run exports to ONNX only (--format onnx): torch.export "
+            "cannot capture its data-dependent numbers of proposals and detections"
         )
     model = load_model(run_dir, checkpoint=checkpoint).eval()
     normalizer = info.normalizer

@@ -6,7 +6,7 @@ exporter (``torch.onnx.export(..., dynamo=True)``, which needs ``onnxscript``) a
 model's metadata. Every export is checked (:func:`~pixelseg.export.parity.check_parity`):
 onnxruntime's outputs against PyTorch's on two input sizes; below 99.9 % argmax agreement the
 export fails and no file is left. Watershed runs export their network (the post-processing
-stays in Python); Mask R-CNN runs are refused (its detection graph is not exported yet).
+stays in Python); Mask R-CNN runs export the whole detector (:mod:`pixelseg.export.detector`).
 """
 
 from __future__ import annotations
@@ -15,6 +15,7 @@ from pathlib import Path
 
 import torch
 
+from pixelseg.engine.run_dir import read_run
 from pixelseg.errors import ConfigError
 from pixelseg.export.graph import exported_network
 from pixelseg.export.parity import ParityReport, check_parity, example_input
@@ -24,7 +25,8 @@ from pixelseg.files import atomic_write
 OPSET = 18
 
 
-def _onnx_bytes_with_metadata(path: Path, metadata: dict[str, str]) -> None:
+def add_metadata(path: Path, metadata: dict[str, str]) -> None:
+    """Write ``metadata`` into the ONNX file at ``path`` (its ``metadata_props``)."""
     import onnx
 
     model = onnx.load(str(path))
@@ -40,7 +42,7 @@ def export_onnx(
     """Export ``run_dir``'s ``checkpoint`` to the ONNX file ``out`` and check it.
 
     Raises:
-        ConfigError: a Mask R-CNN run, a missing exporter package, or outputs that disagree
+        ConfigError: a missing exporter package, or outputs that disagree
             with PyTorch's (no file is written then).
     """
     try:
@@ -51,6 +53,10 @@ def export_onnx(
             "ONNX export needs onnx and onnxscript: pip install onnx onnxscript onnxruntime"
         ) from exc
     run_dir, out = Path(run_dir), Path(out)
+    if read_run(run_dir)[1].task == "instance":
+        from pixelseg.export.detector import export_detector_onnx
+
+        return export_detector_onnx(run_dir, out, checkpoint=checkpoint)
     network, metadata, bands, classes = exported_network(run_dir, checkpoint)
     example = example_input(network, bands, (2, 64, 96))
     dim = torch.export.Dim.AUTO
@@ -63,7 +69,7 @@ def export_onnx(
                 input_names=["image"], output_names=["outputs"], dynamic_shapes=dynamic,
                 external_data=False, verbose=False,
             )  # fmt: skip
-        _onnx_bytes_with_metadata(tmp, metadata)
+        add_metadata(tmp, metadata)
 
     staged = out.with_name(f".{out.name}.staged")
     atomic_write(staged, write)

@@ -30,18 +30,21 @@ class ParityReport:
         max_abs_diff: the largest absolute output difference over both inputs.
         agreement: the share of pixels whose argmax agrees.
         sizes: the ``(batch, height, width)`` inputs checked.
+        agreement_of: what agreed: ``argmax`` (the class per pixel) or ``label-image`` (the
+            object per pixel).
     """
 
     what: str
     max_abs_diff: float
     agreement: float
     sizes: tuple[tuple[int, int, int], ...]
+    agreement_of: str = "argmax"
 
     def line(self) -> str:
         """One line for the console."""
         sizes = ", ".join(f"{b}x{h}x{w}" for b, h, w in self.sizes)
         return (
-            f"{self.what}: max |difference| {self.max_abs_diff:.2e}, argmax agreement "
+            f"{self.what}: max |difference| {self.max_abs_diff:.2e}, {self.agreement_of} agreement "
             f"{100 * self.agreement:.3f} % on inputs {sizes} (batch x height x width)"
         )
 

@@ -5,7 +5,8 @@ normalised, padded ``(N, C, H, W)`` batch) and returns its raw outputs from an O
 by ``pixelseg export`` (:mod:`pixelseg.export`), whose graph holds the normalisation: the batch is
 turned back into :func:`~pixelseg.data.normalize.image_to_float` units first. Every task's
 padding, tiling, test-time augmentation and post-processing then run as with PyTorch.
-:func:`onnx_run_record` reads the run's config and record that the file carries.
+:class:`OnnxDetector` does the same for a Mask R-CNN graph (one image per run, the detector's eval
+outputs). :func:`read_run_record` reads the run's config and record that the file carries.
 """
 
 from __future__ import annotations
@@ -24,9 +25,17 @@ from pixelseg.errors import CheckpointError, ConfigError
 #: The metadata keys of an exported file and its format tag.
 META_FORMAT, META_CONFIG, META_RUN = "pixelseg_format", "pixelseg_config", "pixelseg_run"
 FORMAT = "pixelseg-export-1"
+#: What a Mask R-CNN graph returns for one image, in order.
+DETECTOR_OUTPUTS = ("boxes", "labels", "scores", "masks")
 
 
-def _session(path: Path) -> Any:
+def onnx_session(path: Path) -> Any:
+    """An onnxruntime CPU session of ``path`` (as many threads as PyTorch uses).
+
+    Raises:
+        CheckpointError: missing or not a readable ONNX model.
+        ConfigError: onnxruntime is not installed.
+    """
     try:
         import onnxruntime as ort
     except ImportError as exc:
@@ -65,11 +74,8 @@ def read_run_record(meta: dict[str, str], source: str) -> tuple[Config, RunInfo]
         raise CheckpointError(f"{source}: corrupt pixelseg metadata ({exc})") from exc
 
 
-class OnnxNetwork(nn.Module):
-    """An exported graph run by onnxruntime on the CPU, in place of the PyTorch network.
-
-    Args:
-        path: the ``.onnx`` file.
+class _OnnxModule(nn.Module):
+    """An exported pixelseg file run by onnxruntime on the CPU; its record and normalisation.
 
     Raises:
         CheckpointError: missing, not ONNX, or not a pixelseg export.
@@ -78,25 +84,50 @@ class OnnxNetwork(nn.Module):
 
     mean: torch.Tensor
     std: torch.Tensor
+    view: tuple[int, ...] = (1, -1, 1, 1)
 
     def __init__(self, path: str | Path) -> None:
         super().__init__()
         self.path = Path(path)
-        self.session = _session(self.path)
+        self.session = onnx_session(self.path)
         meta = dict(self.session.get_modelmeta().custom_metadata_map)
         self.config, self.info = read_run_record(meta, str(self.path))
         normalizer = self.info.normalizer
-        self.register_buffer("mean", torch.tensor(normalizer["mean"]).view(1, -1, 1, 1))
-        self.register_buffer("std", torch.tensor(normalizer["std"]).view(1, -1, 1, 1))
+        self.register_buffer("mean", torch.tensor(normalizer["mean"]).view(*self.view))
+        self.register_buffer("std", torch.tensor(normalizer["std"]).view(*self.view))
         # The Predictor finds the device through the parameters: this one says "the CPU".
         self.anchor = nn.Parameter(torch.zeros(1), requires_grad=False)
         self.input_name = self.session.get_inputs()[0].name
 
+    def raw(self, normalised: torch.Tensor) -> Any:
+        """``normalised`` back in the graph's input units, as a NumPy array."""
+        return (normalised.float().cpu() * self.std + self.mean).contiguous().numpy()
+
+
+class OnnxNetwork(_OnnxModule):
+    """A semantic or watershed export in place of the PyTorch network: a normalised
+    ``(N, C, H, W)`` batch in, the network's raw outputs out."""
+
     def forward(self, batch: torch.Tensor) -> torch.Tensor:
         """The graph's outputs for a normalised ``(N, C, H, W)`` batch."""
-        raw = (batch.float() * self.std + self.mean).contiguous().numpy()
-        (outputs, *_) = self.session.run(None, {self.input_name: raw})
+        (outputs, *_) = self.session.run(None, {self.input_name: self.raw(batch)})
         return torch.from_numpy(outputs)
+
+
+class OnnxDetector(_OnnxModule):
+    """A Mask R-CNN export (:mod:`pixelseg.export.detector`) in place of the PyTorch detector:
+    a list of normalised ``(C, H, W)`` images in, its eval outputs (a dict of
+    :data:`DETECTOR_OUTPUTS` per image) out."""
+
+    view = (-1, 1, 1)
+
+    def forward(self, images: list[torch.Tensor]) -> list[dict[str, torch.Tensor]]:
+        """One graph run per image."""
+        outputs = []
+        for image in images:
+            values = self.session.run(None, {self.input_name: self.raw(image)})
+            outputs.append({name: torch.from_numpy(v) for name, v in zip(DETECTOR_OUTPUTS, values)})
+        return outputs
 
 
 def load_onnx_predictor(path: str | Path, *, tile: str | Any = "auto", tta: bool = False) -> Any:
@@ -111,7 +142,9 @@ def load_onnx_predictor(path: str | Path, *, tile: str | Any = "auto", tta: bool
     from pixelseg.inference.predictor import Predictor
     from pixelseg.tasks.registry import get_task
 
-    network = OnnxNetwork(path)
+    network: _OnnxModule = OnnxNetwork(path)
+    if network.info.task == "instance":
+        network = OnnxDetector(path)
     task = get_task(network.info.task).from_run(network.config, network.info)
     predictor = Predictor(
         network, network.info, task, config=network.config, device="cpu", precision="fp32",

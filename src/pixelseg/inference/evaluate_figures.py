@@ -4,7 +4,8 @@ Every task: the training curves (``metrics.jsonl`` of the run: loss and the vali
 against wall-clock seconds). Semantic runs: per-class IoU bars with their bootstrap intervals and
 a gallery of the best, median and worst images by per-image mIoU (image | truth | prediction |
 error map). Instance and watershed runs: matching AP at each IoU threshold and the true vs
-predicted count of every image. The files go under the report's folder; the task's
+predicted count of every image, and the images with the most merges and splits outlined. The
+files go under the report's folder; the task's
 ``write_report`` embeds those present, in
 :data:`~pixelseg.report.evaluation_figures.FIGURES` order.
 """
@@ -20,7 +21,8 @@ from pixelseg.engine.writer import RunWriter
 from pixelseg.inference.predictor import Predictor
 from pixelseg.metrics.results import EvaluationResult
 from pixelseg.report import evaluation_figures as figures
-from pixelseg.structures import Region, SemanticPrediction
+from pixelseg.report.instance_figures import save_merge_split_examples
+from pixelseg.structures import InstancePrediction, Region, SemanticPrediction
 
 
 def _records(run_dir: Path | None) -> list[dict[str, Any]]:
@@ -61,6 +63,45 @@ def _gallery_rows(predictor: Predictor, dataset: Any, result: dict[str, Any]) ->
     return rows
 
 
+def _truth_labels(sample: Any, height: int, width: int) -> Any:
+    """The sample's true objects as one ``(H, W)`` label image (later masks over earlier)."""
+    import numpy as np
+
+    if hasattr(sample, "instances"):
+        return sample.instances[:height, :width].numpy()
+    labels = np.zeros((height, width), dtype=np.int32)
+    for k, mask in enumerate(sample.masks.bool().numpy(), start=1):
+        labels[mask[:height, :width]] = k
+    return labels
+
+
+def _merge_split_rows(
+    predictor: Predictor, dataset: Any, result: dict[str, Any], count: int = 3
+) -> list[Any]:
+    """The ``count`` images with the most merges plus splits (none: no rows), re-predicted."""
+    from pixelseg.data.io import read_image
+
+    per_image = (result.get("counting") or {}).get("per_image", [])
+    scored = sorted(
+        ((int(c["merges"]) + int(c["splits"]), index) for index, c in enumerate(per_image)),
+        reverse=True,
+    )
+    rows = []
+    for errors, index in scored[:count]:
+        if errors == 0:
+            break
+        sample = dataset[index]
+        height, width = sample.meta.get("orig_size", sample.image.shape[-2:])
+        prediction = predictor.predict_normalized(sample.image, region=Region((height, width)))
+        assert isinstance(prediction, InstancePrediction)
+        image = read_image(sample.meta["image_path"])[:height, :width]
+        entry = per_image[index]
+        title = f"{entry['image_id']}: {entry['merges']} merges, {entry['splits']} splits"
+        truth = _truth_labels(sample, height, width)
+        rows.append((title, image, truth, prediction.label_image[:height, :width]))
+    return rows
+
+
 def write_figures(
     predictor: Predictor, dataset: Any, result: EvaluationResult, writer: RunWriter, folder: str
 ) -> list[Path]:
@@ -97,4 +138,9 @@ def write_figures(
         per_image = (data.get("counting") or {}).get("per_image", [])
         counts = [(int(c["true_count"]), int(c["pred_count"])) for c in per_image]
         written.append(figures.save_count_scatter(writer.path(f"{folder}/counts.png"), counts))
+        examples = writer.path(f"{folder}/merges_splits.png")
+        rows = _merge_split_rows(predictor, dataset, data)
+        if not rows:
+            examples.unlink(missing_ok=True)  # an earlier evaluation's must not be shown
+        written.append(save_merge_split_examples(examples, rows))
     return [path for path in written if path is not None]

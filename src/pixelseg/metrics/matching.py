@@ -166,6 +166,26 @@ def match_counts(
     return tp, num_pred - tp, num_true - tp
 
 
+def merge_split_flags(overlap: Overlap) -> tuple[np.ndarray, np.ndarray, np.ndarray]:
+    """Which objects of one image take part in a merge or a split (see
+    :func:`merges_and_splits` for the rule).
+
+    Returns:
+        ``(merging, merged, split)``: ``(P,)`` predictions that cover two or more true
+        objects, ``(T,)`` true objects covered by such a prediction, ``(T,)`` true objects
+        split between two or more predictions.
+    """
+    inter = overlap.intersection.astype(np.float64)
+    true_covered = inter >= COVERAGE_THRESHOLD * overlap.true_areas[None, :]
+    true_covered &= overlap.intersection > 0
+    pred_inside = inter >= COVERAGE_THRESHOLD * overlap.pred_areas[:, None]
+    pred_inside &= overlap.intersection > 0
+    merging = true_covered.sum(axis=1) >= 2
+    merged = true_covered[merging].any(axis=0)
+    split = pred_inside.sum(axis=0) >= 2
+    return merging, merged, split
+
+
 def merges_and_splits(overlap: Overlap) -> tuple[int, int]:
     """Count merges and splits of one image.
 
@@ -180,14 +200,8 @@ def merges_and_splits(overlap: Overlap) -> tuple[int, int]:
     Returns:
         ``(merges, splits)``: the number of merging predictions and of split true objects.
     """
-    inter = overlap.intersection.astype(np.float64)
-    true_covered = inter >= COVERAGE_THRESHOLD * overlap.true_areas[None, :]
-    true_covered &= overlap.intersection > 0
-    pred_inside = inter >= COVERAGE_THRESHOLD * overlap.pred_areas[:, None]
-    pred_inside &= overlap.intersection > 0
-    merges = int(np.count_nonzero(true_covered.sum(axis=1) >= 2))
-    splits = int(np.count_nonzero(pred_inside.sum(axis=0) >= 2))
-    return merges, splits
+    merging, _, split = merge_split_flags(overlap)
+    return int(np.count_nonzero(merging)), int(np.count_nonzero(split))
 
 
 def matching_scores(tp: np.ndarray, fp: np.ndarray, fn: np.ndarray) -> np.ndarray:

@@ -54,6 +54,7 @@ class SemanticResult(ConfusionResult, total=False):
     intervals: dict[str, Any]
     inference: dict[str, str]
     per_image_miou: list[dict[str, Any]]
+    merge_rate: dict[str, Any]
 
 
 class MatchingSummary(TypedDict, total=False):

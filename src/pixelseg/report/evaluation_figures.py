@@ -13,7 +13,14 @@ import numpy as np
 from pixelseg.files import atomic_write
 
 #: The report's pictures, in the order a page shows them (the evaluation writes them).
-FIGURES = ("iou_bars.png", "gallery.png", "ap_by_threshold.png", "counts.png", "curves.png")
+FIGURES = (
+    "iou_bars.png",
+    "gallery.png",
+    "ap_by_threshold.png",
+    "counts.png",
+    "merges_splits.png",
+    "curves.png",
+)
 #: Error-map colours: correct; wrong where the truth is class 0 (usually background: a false
 #: positive of the predicted class); wrong where the truth is another class (it was missed);
 #: unlabelled.

@@ -66,3 +66,82 @@ def save_contour_overlay(
     rgb[find_boundaries(labels, mode="inner") & (labels > 0)] = colour
     picture = Image.fromarray(rgb)
     return atomic_write(path, lambda tmp: picture.save(tmp, format="PNG"))
+
+
+#: Merge/split picture colours: true outlines, predicted outlines, merging predictions, split
+#: true objects.
+TRUE_LINE, PRED_LINE, MERGE_FILL, SPLIT_FILL = (
+    (60, 220, 60),
+    (255, 220, 0),
+    (230, 40, 40),
+    (40, 110, 240),
+)
+
+
+def _rgb(colour: tuple[int, int, int]) -> tuple[float, float, float]:
+    return (colour[0] / 255, colour[1] / 255, colour[2] / 255)
+
+
+def _tinted(rgb: np.ndarray, where: np.ndarray, colour: tuple[int, int, int]) -> None:
+    rgb[where] = (0.5 * rgb[where] + 0.5 * np.asarray(colour)).astype(np.uint8)
+
+
+def merge_split_panels(
+    image: np.ndarray, truth: np.ndarray, prediction: np.ndarray
+) -> tuple[np.ndarray, np.ndarray]:
+    """Two RGB panels of one image: the truth outlined (its split objects tinted blue) and the
+    prediction outlined (its merging objects tinted red), by the rule of
+    :func:`~pixelseg.metrics.matching.merge_split_flags`."""
+    from pixelseg.metrics.matching import label_image_overlap, merge_split_flags
+
+    overlap, pred_ids, true_ids = label_image_overlap(prediction, truth)
+    merging, _, split = merge_split_flags(overlap)
+    base = display_image(np.asarray(image))
+    left, right = base.copy(), base.copy()
+    _tinted(left, np.isin(truth, true_ids[split]), SPLIT_FILL)
+    _tinted(right, np.isin(prediction, pred_ids[merging]), MERGE_FILL)
+    left[find_boundaries(truth, mode="inner") & (truth > 0)] = TRUE_LINE
+    right[find_boundaries(prediction, mode="inner") & (prediction > 0)] = PRED_LINE
+    return left, right
+
+
+def save_merge_split_examples(
+    path: str | Path, rows: list[tuple[str, np.ndarray, np.ndarray, np.ndarray]]
+) -> Path | None:
+    """The images with the most merges and splits, one row each: truth | prediction, outlined.
+
+    Args:
+        path: destination ``.png``.
+        rows: ``(title, image, true label image, predicted label image)``.
+
+    Returns:
+        The path written, or None without rows.
+    """
+    if not rows:
+        return None
+    import matplotlib
+
+    matplotlib.use("Agg")
+    import matplotlib.pyplot as plt
+    from matplotlib.patches import Patch
+
+    fig, axes = plt.subplots(len(rows), 2, figsize=(8, 4 * len(rows)), squeeze=False)
+    for (title, image, truth, prediction), (ax_true, ax_pred) in zip(rows, axes):
+        left, right = merge_split_panels(image, truth, prediction)
+        ax_true.imshow(left)
+        ax_true.set_title(f"{title}\ntruth (blue: split)", fontsize=9)
+        ax_pred.imshow(right)
+        ax_pred.set_title("prediction (red: merges)", fontsize=9)
+        for ax in (ax_true, ax_pred):
+            ax.axis("off")
+    legend = [
+        Patch(color=_rgb(TRUE_LINE), label="true outline"),
+        Patch(color=_rgb(PRED_LINE), label="predicted outline"),
+        Patch(color=_rgb(SPLIT_FILL), label="true object split in two or more"),
+        Patch(color=_rgb(MERGE_FILL), label="prediction merging two or more"),
+    ]
+    fig.legend(handles=legend, loc="lower center", ncol=2, fontsize=8)
+    fig.tight_layout(rect=(0, 0.06, 1, 1))
+    written = atomic_write(path, lambda tmp: fig.savefig(tmp, format="png", dpi=90))
+    plt.close(fig)
+    return written

@@ -38,7 +38,21 @@ def semantic_warnings(metrics: SemanticResult) -> list[str]:
             f"mIoU {pct(miou)} % is far below pixel accuracy {pct(accuracy)} %: the frequent "
             "classes hide poor rare classes — read the per-class IoU"
         )
+    for name, entry in _merge_classes(metrics):
+        if entry["touching"]:
+            warnings.append(
+                f"{pct(entry['near_fraction'])} % of the true {name} objects lie within "
+                f"{metrics['merge_rate']['gap_pixels']} px of another and the prediction merged "
+                f"{pct(entry['merge_rate'])} % of them: a semantic map cannot count touching "
+                'objects — to count them, train an instance method (task = "watershed" or '
+                '"instance")'
+            )
     return warnings
+
+
+def _merge_classes(metrics: SemanticResult) -> list[tuple[str, dict[str, Any]]]:
+    """The classes with countable objects and their merge statistics."""
+    return list(((metrics.get("merge_rate") or {}).get("per_class") or {}).items())
 
 
 def interval_text(interval: Any) -> str:
@@ -105,6 +119,12 @@ def summary_lines(metrics: SemanticResult) -> list[str]:
         lines.append(f"boundary F1 {pct(metrics['boundary_f1'])} % (tolerance 0.75 % of diagonal)")
     if metrics.get("auc_roc") is not None:
         lines.append(f"AUC-ROC {float(metrics['auc_roc']):.4f}")
+    merged = _merge_classes(metrics)
+    if merged:
+        lines.append(
+            "merge rate (true objects the prediction joins to another): "
+            + ", ".join(f"{name} {pct(e['merge_rate'])} % of {e['objects']}" for name, e in merged)
+        )
     absent = metrics.get("absent_classes") or []
     if absent:
         lines.append(

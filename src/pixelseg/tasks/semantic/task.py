@@ -135,13 +135,15 @@ class SemanticTask:
         return SemanticPrediction(probs=maps, label_map=maps.argmax(0))
 
     def evaluate(self, predict: PredictFn, dataset: Any) -> SemanticResult:
-        """Confusion-matrix metrics, AUC (two classes) and boundary F1 over ``dataset``.
+        """Confusion-matrix metrics, AUC (two classes), boundary F1 and the merge rate of
+        countable classes (:mod:`pixelseg.metrics.merge_rate`) over ``dataset``.
 
         Padding, void and invalid pixels carry ``ignore_index`` in the masks and never count.
         """
         from pixelseg.metrics.bootstrap import semantic_intervals
         from pixelseg.metrics.boundary import BoundaryF1
         from pixelseg.metrics.confusion import image_mious
+        from pixelseg.metrics.merge_rate import MergeRate
 
         metrics = SemanticMetrics(
             self.num_classes,
@@ -152,6 +154,7 @@ class SemanticTask:
         boundary = BoundaryF1(
             self.num_classes, ignore_index=self.ignore_index, class_names=self.class_names
         )
+        merges = MergeRate(self.class_names, ignore_index=self.ignore_index)
         start = time.perf_counter()
         ids: list[str] = []
         with progress_bar("evaluate", total=len(dataset)) as advance:
@@ -163,10 +166,12 @@ class SemanticTask:
                 target = sample.mask[None]
                 metrics.update(prediction.probs[None].log(), target)
                 boundary.update(prediction.label_map[None], target)
+                merges.update(prediction.label_map.numpy(), sample.mask.numpy())
                 advance()
         result = metrics.compute()
         result.update(boundary.compute())  # type: ignore[typeddict-item]
         result["num_images"] = len(dataset)
+        result["merge_rate"] = merges.compute()
         matrices = metrics.confusion.image_matrices()
         result["intervals"] = semantic_intervals(matrices, self.class_names)
         result["per_image_miou"] = [
