@@ -10,6 +10,7 @@ from __future__ import annotations
 
 import argparse
 import errno
+import os
 import sys
 from collections.abc import Callable, Sequence
 from pathlib import Path
@@ -221,6 +222,8 @@ def main(argv: Sequence[str] | None = None) -> int:
     """Entry point of the ``pixelseg`` console script."""
     parser = build_parser()
     args = parser.parse_args(argv)
+    if int(os.environ.get("WORLD_SIZE", "1")) > 1:  # under torchrun: say which process speaks
+        args.command = f"{args.command} (rank {os.environ.get('RANK', '?')})"
     try:
         return int(args.func(args))
     except PixelsegError as exc:
@@ -240,6 +243,14 @@ def main(argv: Sequence[str] | None = None) -> int:
             return 1
         return _internal_error(args.command, argv, exc)
     except Exception as exc:  # an internal error: a short message, the traceback in a file
+        if type(exc).__name__.startswith("Dist"):  # torch.distributed's errors: a peer is gone
+            first = str(exc).strip().splitlines()[0][:300] if str(exc).strip() else ""
+            print(
+                f"pixelseg {args.command}: error: lost the other DDP processes (one failed, "
+                f"was killed or hangs past train.ddp_timeout_s): {type(exc).__name__}: {first}",
+                file=sys.stderr,
+            )
+            return 1
         return _internal_error(args.command, argv, exc)
 
 

@@ -11,7 +11,6 @@ layout, so ``root = "../../shared/data/drive"`` becomes ``$PIXELSEG_DATA/drive``
 from __future__ import annotations
 
 import dataclasses
-import os
 from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
@@ -22,6 +21,7 @@ from pixelseg.config_parse import (
     parse_override,
     plain,
     read_raw_config,
+    resolve_data_root,
 )
 from pixelseg.config_validate import validate_config
 from pixelseg.errors import ConfigError
@@ -172,7 +172,10 @@ class TrainConfig:
     ``post_training_share`` of ``max_time``: training stops early enough to leave it.
     ``num_workers``: DataLoader worker processes (``"auto"`` chooses from the CPU count).
     ``tensorboard``: also write the logged curves as TensorBoard event files under
-    ``RUN_DIR/tensorboard`` (needs the ``tensorboard`` package).
+    ``RUN_DIR/tensorboard`` (needs the ``tensorboard`` package). Under ``torchrun``
+    (docs/distributed.md) ``batch_size`` is per process: a step takes ``batch_size`` x processes
+    x ``accumulate_steps`` crops; ``sync_batchnorm`` (CUDA only) converts BatchNorm layers, and a
+    collective that waits over ``ddp_timeout_s`` (a rank that died or hangs) fails the job.
     """
 
     epochs: int = 20
@@ -202,6 +205,9 @@ class TrainConfig:
     deterministic: bool = False
     augment: bool = True
     tensorboard: bool = False
+    accumulate_steps: int = 1
+    sync_batchnorm: bool = False
+    ddp_timeout_s: float = 300.0
 
 
 @dataclass(frozen=True)
@@ -261,25 +267,6 @@ def config_from_dict(raw: dict[str, Any], *, source: str = "") -> Config:
     config = dataclasses.replace(config, source=source)
     validate_config(config)
     return config
-
-
-#: The shipped configs' layout: ``root = "../../shared/data/<dataset>"``.
-SHIPPED_DATA_FOLDER = ("shared", "data")
-
-
-def resolve_data_root(root: str, config_dir: Path) -> Path:
-    """Resolve ``data.root`` relative to the config file, honouring ``PIXELSEG_DATA``.
-
-    ``PIXELSEG_DATA`` replaces only the folder of a relative root in the shipped layout
-    (``.../shared/data/<dataset>`` becomes ``$PIXELSEG_DATA/<dataset>``); an absolute root, a
-    root of ``"."`` (data beside the config) or any other relative root is never redirected.
-    """
-    path = Path(root)
-    override = os.environ.get("PIXELSEG_DATA")
-    shipped = len(path.parts) > 2 and path.parts[-3:-1] == SHIPPED_DATA_FOLDER
-    if override and not path.is_absolute() and shipped:
-        return Path(override) / path.name
-    return path if path.is_absolute() else (config_dir / path).resolve()
 
 
 def load_config(path: str | Path, overrides: list[str] | None = None) -> Config:

@@ -8,6 +8,7 @@ from __future__ import annotations
 
 import copy
 import dataclasses
+import os
 import tomllib
 import types
 import typing
@@ -145,3 +146,22 @@ def read_raw_config(path: str | Path) -> dict[str, Any]:
     if not isinstance(raw, dict):
         raise ConfigError(f"{path}: expected a table at the top level")
     return raw
+
+
+#: The shipped configs' layout: ``root = "../../shared/data/<dataset>"``.
+SHIPPED_DATA_FOLDER = ("shared", "data")
+
+
+def resolve_data_root(root: str, config_dir: Path) -> Path:
+    """Resolve ``data.root`` relative to the config file, honouring ``PIXELSEG_DATA``.
+
+    ``PIXELSEG_DATA`` replaces only the folder of a relative root in the shipped layout
+    (``.../shared/data/<dataset>`` becomes ``$PIXELSEG_DATA/<dataset>``); an absolute root, a
+    root of ``"."`` (data beside the config) or any other relative root is never redirected.
+    """
+    path = Path(root)
+    override = os.environ.get("PIXELSEG_DATA")
+    shipped = len(path.parts) > 2 and path.parts[-3:-1] == SHIPPED_DATA_FOLDER
+    if override and not path.is_absolute() and shipped:
+        return Path(override) / path.name
+    return path if path.is_absolute() else (config_dir / path).resolve()

@@ -47,6 +47,8 @@ def validate_config(config: Any) -> None:
     train = config.train
     if isinstance(train.num_workers, str) and train.num_workers != "auto":
         raise ConfigError(f"train.num_workers: {train.num_workers!r} is not a number or 'auto'")
+    if train.accumulate_steps < 1:
+        raise ConfigError(f"train.accumulate_steps: {train.accumulate_steps} is not 1 or more")
     fractions: tuple[tuple[str, float], ...] = (
         ("train.val_share", train.val_share),
         ("train.post_training_share", train.post_training_share),

@@ -5,6 +5,7 @@ from __future__ import annotations
 from pathlib import Path
 
 from pixelseg.config import Config, load_config
+from pixelseg.engine.distributed import is_main_process
 from pixelseg.engine.fit import TrainSummary, fit
 from pixelseg.errors import ConfigError
 from pixelseg.tasks.registry import get_task
@@ -75,7 +76,7 @@ def train_command(
     run_dir = Path(out) if out else Path("runs") / Path(config_path).stem
     refuse_existing_run(run_dir, resume=resume, overwrite=overwrite)
     summary = train(config, run_dir, resume=resume, device=device)
-    if report and summary.best_epoch > 0:
+    if report and summary.best_epoch > 0 and is_main_process():
         from pixelseg.inference.evaluate import evaluate_command
 
         return evaluate_command(str(run_dir), data=None, split="val", json_path=None, device=device)

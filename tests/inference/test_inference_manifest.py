@@ -58,3 +58,26 @@ def test_new_weights_redo_the_outputs_and_overwrite_redoes_all(
     assert third != second
     assert predict_command(str(run_dir), [str(image)], tta=True, overwrite=True, **kwargs) == 0
     assert label.stat().st_mtime_ns != third
+
+
+def test_ddp_parts_are_read_by_any_later_run_and_merged(tmp_path: Path) -> None:
+    from pixelseg.inference.manifest import merge_parts
+
+    origin = {"run": "r", "checkpoint": "best.safetensors", "sha256": "x"}
+    (tmp_path / "a_label.png").write_bytes(b"")
+    old = Manifest(tmp_path, {**origin, "sha256": "old"})
+    old.record(tmp_path / "a_label.png", Path("a.png"))
+    old.record(tmp_path / "b_label.png", Path("b.png"))
+    old.save()
+    part = Manifest(tmp_path, origin, rank=1)  # a rank redoes a.png with a new checkpoint
+    part.record(tmp_path / "a_label.png", Path("a.png"))
+    part.save()
+    saved = json.loads((tmp_path / ".manifest-rank1.json").read_text())["outputs"]
+    assert list(saved) == ["a_label.png"]  # a part holds only what its rank wrote
+    later = Manifest(tmp_path, origin)  # a run killed before the merge: the part still counts
+    assert later.is_current(tmp_path / "a_label.png", Path("a.png"))
+    assert not later.is_current(tmp_path / "b_label.png", Path("b.png"))
+    merge_parts(tmp_path)
+    assert not list(tmp_path.glob(".manifest-rank*.json"))
+    merged = json.loads((tmp_path / MANIFEST).read_text())["outputs"]
+    assert merged["a_label.png"]["sha256"] == "x" and merged["b_label.png"]["sha256"] == "old"

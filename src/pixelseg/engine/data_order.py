@@ -67,49 +67,78 @@ def epoch_batches(num_samples: int, batch_size: int, *, seed: int, epoch: int) -
 class EpochSampler(Sampler[list[Draw]]):
     """Batches of the current epoch from its current position, for one long-lived DataLoader.
 
-    The training loop sets :attr:`epoch` and :attr:`position` before iterating the loader; the
-    sampler runs in the main process, so persistent workers see every change.
+    The training loop sets :attr:`epoch` and :attr:`position` (optimizer steps of the epoch
+    done) before iterating the loader; the sampler runs in the main process, so persistent
+    workers see every change. A step's global batch is ``batch_size x world x accumulate``
+    draws of :func:`epoch_draws`: the step's ``k``-th micro-batch is its ``k``-th slice of
+    ``batch_size x world``, of which rank ``r`` takes the ``r``-th ``batch_size`` — so the
+    draws, their augmentation and their order are the same on any number of processes with the
+    same global batch, and a resumed run continues them.
 
     Args:
         num_samples: images in the training split.
         samples_per_epoch: draws per epoch.
-        batch_size: draws per batch.
+        batch_size: draws per micro-batch of one process.
         seed: the run's seed.
+        rank: this process's rank.
+        world: the number of processes.
+        accumulate: micro-batches per optimizer step.
     """
 
     def __init__(
-        self, num_samples: int, samples_per_epoch: int, batch_size: int, *, seed: int
+        self,
+        num_samples: int,
+        samples_per_epoch: int,
+        batch_size: int,
+        *,
+        seed: int,
+        rank: int = 0,
+        world: int = 1,
+        accumulate: int = 1,
     ) -> None:
         self.num_samples = num_samples
         self.samples_per_epoch = samples_per_epoch
         self.batch_size = batch_size
         self.seed = seed
+        self.rank, self.world, self.accumulate = rank, world, accumulate
         self.epoch = 0
         self.position = 0
 
+    @property
+    def global_batch(self) -> int:
+        """Draws per optimizer step over every process."""
+        return self.batch_size * self.world * self.accumulate
+
     def batches(self) -> list[list[Draw]]:
-        """The remaining batches of the current epoch."""
+        """This process's remaining micro-batches of the current epoch."""
         every = epoch_draws(
             self.num_samples,
             self.samples_per_epoch,
-            self.batch_size,
+            self.global_batch,
             seed=self.seed,
             epoch=self.epoch,
         )
-        return every[self.position :]
+        if self.global_batch == self.batch_size:
+            return every[self.position :]
+        width, mine = self.batch_size * self.world, self.rank * self.batch_size
+        return [
+            step[k * width : (k + 1) * width][mine : mine + self.batch_size]
+            for step in every[self.position :]
+            for k in range(self.accumulate)
+        ]
 
     @property
     def steps_per_epoch(self) -> int:
-        """Batches in a whole epoch."""
-        if self.samples_per_epoch < self.batch_size:
+        """Optimizer steps in a whole epoch."""
+        if self.samples_per_epoch < self.global_batch:
             return 1
-        return self.samples_per_epoch // self.batch_size
+        return self.samples_per_epoch // self.global_batch
 
     def __iter__(self) -> Iterator[list[Draw]]:
         return iter(self.batches())
 
     def __len__(self) -> int:
-        return self.steps_per_epoch - self.position
+        return (self.steps_per_epoch - self.position) * self.accumulate
 
 
 def same_size_batches(dataset: Any, count: int, batch_size: int) -> list[list[int]]:

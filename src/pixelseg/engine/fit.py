@@ -20,13 +20,15 @@ from pixelseg.config import Config
 from pixelseg.engine import run_dir as rd
 from pixelseg.engine.checkpoint import load_checkpoint
 from pixelseg.engine.console import epoch_header, epoch_row
+from pixelseg.engine.ddp import val_indices
+from pixelseg.engine.describe import describe
+from pixelseg.engine.distributed import any_rank, is_distributed, is_main_process, shutdown
 from pixelseg.engine.loop import evaluate, train_one_epoch
 from pixelseg.engine.schedule import lr_factor
 from pixelseg.engine.summary import TrainSummary, finish
 from pixelseg.engine.task import TaskFactory
 from pixelseg.engine.training import (
     Training,
-    describe,
     prepare_training,
     seed_everything,
     validation_loader,
@@ -69,7 +71,7 @@ def _validate(run: Training, record: dict[str, Any]) -> bool:
     state, started = run.state, run.clock.elapsed()
     first_timed = run.timed is not None and not state.val_images
     limit = None
-    if first_timed:
+    if first_timed and not is_distributed():  # under DDP every rank validates its whole shard
         # Under a budget the first validation is cut where two of it would not fit the share;
         # the images it reached are the ones every later validation uses, so they compare.
         limit = run.config.train.val_share * float(run.budget.max_time or 0.0) / 2
@@ -83,6 +85,7 @@ def _validate(run: Training, record: dict[str, Any]) -> bool:
             channels_last=run.config.train.channels_last,
             total=len(run.val_loader),
             max_seconds=limit,
+            indices=val_indices(run.val_loader),
         )
     if run.timed is not None:
         run.timed.record(run.clock.elapsed() - started, now=run.clock.elapsed())
@@ -159,13 +162,14 @@ def _train(run: Training) -> None:
         due = run.schedule.due_after_step(state.step) or (
             run.timed is not None and run.timed.due(run.clock.elapsed())
         )
-        if due and not _out_of_time(run):
+        # Under DDP the ranks' clocks differ: any rank's "validate" or "out of time" holds for all.
+        if any_rank(due) and not any_rank(_out_of_time(run)):
             record = _record(run, "validation", None)
             better = _validate(run, record)
             _log_record(run, record, improved_now=better)
             if run.stopping.should_stop(state.epochs_without_improvement):
                 return True
-        return _out_of_time(run)
+        return any_rank(_out_of_time(run))
 
     if run.timed is not None and state.val_images:  # a resumed run keeps its val subset
         run.val_loader = _subset_loader(run, state.val_images)
@@ -175,7 +179,7 @@ def _train(run: Training) -> None:
     while state.epoch < cfg.epochs and not stopped:
         run.sampler.epoch, run.sampler.position = state.epoch, state.position
         train_loss = train_one_epoch(
-            run.model,
+            run.network,
             run.job.task,
             run.train_loader,
             run.optimizer,
@@ -188,9 +192,12 @@ def _train(run: Training) -> None:
             channels_last=cfg.channels_last,
             scaler=run.scaler,
             after_step=after_step,
-            total=len(run.sampler),
+            total=run.sampler.steps_per_epoch - state.position,
+            accumulate=cfg.accumulate_steps,
+            processes=run.sampler.world,
         )
-        stopped = _out_of_time(run) or run.stopping.should_stop(state.epochs_without_improvement)
+        patience_spent = run.stopping.should_stop(state.epochs_without_improvement)
+        stopped = any_rank(_out_of_time(run)) or patience_spent
         complete = state.position >= run.sampler.steps_per_epoch
         if complete:
             state.epoch, state.position = state.epoch + 1, 0
@@ -261,11 +268,14 @@ def fit(
         for line in describe(run):
             run.log(line)
     _train(run)
-    if state.best_epoch > 0:
-        # Post-processing thresholds are tuned on val with the best weights, then stored.
+    if state.best_epoch > 0 and is_main_process():
+        # Post-processing thresholds are tuned on val with the best weights, then stored (by
+        # rank 0 alone: no collective in it, and only rank 0 writes).
         with run.ledger.track("post_training"):
             load_checkpoint(run.run_dir / rd.BEST, run.model)
             # 80 %: the task's own estimates are rough, and loading and writing count too.
             seconds = 0.8 * run.post_training_reserve() or None
             run.job.task.after_training(run.model, run.job, run.writer, seconds=seconds)
-    return finish(run)
+    summary = finish(run)
+    shutdown()
+    return summary

@@ -5,13 +5,14 @@ from __future__ import annotations
 import math
 import time
 from collections.abc import Callable, Iterable
-from contextlib import AbstractContextManager
+from contextlib import AbstractContextManager, nullcontext
 from dataclasses import dataclass, field, fields
 from typing import Any
 
 import torch
 from torch import nn
 
+from pixelseg.engine.distributed import is_distributed, sum_over_ranks
 from pixelseg.engine.progress import progress_bar
 from pixelseg.engine.task import Task
 from pixelseg.engine.timing import TimeLedger
@@ -91,6 +92,8 @@ def train_one_epoch(
     scaler: torch.amp.GradScaler | None = None,
     after_step: Callable[[], bool] | None = None,
     total: int | None = None,
+    accumulate: int = 1,
+    processes: int = 1,
 ) -> float:
     """Train over ``batches``, updating ``state`` after every step.
 
@@ -100,7 +103,10 @@ def train_one_epoch(
     Args:
         after_step: called after each step (checkpointing, validation, budget); returning True
             ends the epoch early.
-        total: number of batches, for the progress bar.
+        total: number of optimizer steps, for the progress bar.
+        accumulate: micro-batches (loader batches) per optimizer step.
+        processes: DDP processes, each taking its own micro-batches (``images_seen`` counts
+            them all).
 
     Returns:
         The mean training loss of the steps run.
@@ -116,18 +122,18 @@ def train_one_epoch(
     with progress_bar(f"epoch {state.epoch + 1}", total=total) as advance:
         while True:
             with ledger.track("data"):
-                batch = next(iterator, None)
-                if batch is None:
+                micro = [b for b in (next(iterator, None) for _ in range(accumulate)) if b]
+                if not micro:
                     break
-                batch = move_batch(batch, device, channels_last)
+                micro = [move_batch(batch, device, channels_last) for batch in micro]
             with ledger.track("steps"):
                 value = _step(
-                    model, task, batch, optimizer, state, set_lr, autocast, grad_clip, scaler
+                    model, task, micro, optimizer, state, set_lr, autocast, grad_clip, scaler
                 )
             losses.append(value)
             state.step += 1
             state.position += 1
-            state.images_seen += len(batch.ids)
+            state.images_seen += sum(len(batch.ids) for batch in micro) * processes
             advance(loss=value)
             if after_step is not None and after_step():
                 break
@@ -139,7 +145,7 @@ def train_one_epoch(
 def _step(
     model: nn.Module,
     task: Task,
-    batch: Batch,
+    micro: list[Batch],
     optimizer: torch.optim.Optimizer,
     state: LoopState,
     set_lr: Callable[[int], None],
@@ -147,24 +153,32 @@ def _step(
     grad_clip: float,
     scaler: torch.amp.GradScaler | None,
 ) -> float:
-    """One optimizer step on ``batch``; the loss as a float."""
+    """One optimizer step on the micro-batches ``micro`` (their gradients summed, each loss
+    divided by their number; a DDP model syncs gradients on the last one only); the mean loss
+    as a float."""
     set_lr(state.step)
-    with autocast():
-        outputs = task.step(model, batch)
-    loss = outputs["loss"]
-    value = float(loss.detach())
-    if not math.isfinite(value):
-        raise NonFiniteLossError(
-            f"loss is {value} at step {state.step} (epoch {state.epoch + 1}, batch "
-            f"{state.position}); the last good checkpoint is kept: lower train.lr, or train in "
-            "fp32 (--precision fp32)"
-        )
     optimizer.zero_grad(set_to_none=True)
+    values = []
+    for index, batch in enumerate(micro):
+        last = index == len(micro) - 1
+        no_sync = getattr(model, "no_sync", None)
+        syncing = nullcontext() if last or no_sync is None else no_sync()
+        with syncing:
+            with autocast():
+                outputs = task.step(model, batch)
+            loss = outputs["loss"]
+            value = float(loss.detach())
+            if not math.isfinite(value):
+                raise NonFiniteLossError(
+                    f"loss is {value} at step {state.step} (epoch {state.epoch + 1}, batch "
+                    f"{state.position}); the last good checkpoint is kept: lower train.lr, or "
+                    "train in fp32 (--precision fp32)"
+                )
+            values.append(value)
+            scaled = loss / len(micro)
+            (scaler.scale(scaled) if scaler is not None else scaled).backward()
     if scaler is not None:
-        scaler.scale(loss).backward()
         scaler.unscale_(optimizer)
-    else:
-        loss.backward()
     if grad_clip > 0:
         nn.utils.clip_grad_norm_(model.parameters(), grad_clip)
     if scaler is not None:
@@ -172,7 +186,7 @@ def _step(
         scaler.update()
     else:
         optimizer.step()
-    return value
+    return sum(values) / len(values)
 
 
 @torch.no_grad()
@@ -186,11 +200,16 @@ def evaluate(
     channels_last: bool = False,
     total: int | None = None,
     max_seconds: float | None = None,
+    indices: list[int] | None = None,
 ) -> dict[str, Any]:
     """Run the task over ``batches`` in eval mode and return its metrics plus ``loss``.
 
     With ``max_seconds`` the pass stops after the batch that crosses it (at least one batch);
     ``num_images`` says how many images were seen. The model's training mode is restored.
+    Under DDP each rank passes its own shard of the images (``indices``: their places in the
+    split, in the order ``batches`` yields them); the metrics are then combined over the ranks
+    (summed counts, gathered per-image records in split order), as one process would compute
+    them, and ``loss`` and ``num_images`` cover every rank.
     """
     was_training = model.training
     model.eval()
@@ -211,8 +230,13 @@ def evaluate(
             if max_seconds is not None and time.perf_counter() - start >= max_seconds:
                 break
     model.train(was_training)
+    loss_sum, batches_run = sum(losses), float(len(losses))
+    if is_distributed():
+        metrics.sync(indices or [])
+        loss_sum, batches_run, count_all = sum_over_ranks([loss_sum, batches_run, count])
+        count = int(count_all)
     result = dict(metrics.compute())
-    result["loss"] = sum(losses) / max(1, len(losses))
+    result["loss"] = loss_sum / max(1, batches_run)
     result["num_images"] = count
     result["images_per_second"] = count / max(time.perf_counter() - start, 1e-9)
     return result

@@ -51,6 +51,10 @@ class Metric(Protocol):
     def compute(self) -> Mapping[str, Any]:
         """The metrics over everything seen since the last reset (validation reads any key)."""
 
+    def sync(self, indices: list[int]) -> None:
+        """Combine the DDP processes' accumulators, as one process would have them; ``indices``
+        are the split places of the images this process added, in order."""
+
 
 class Task(Protocol):
     """What the engine, the evaluator, the Predictor and the reports need from a job.

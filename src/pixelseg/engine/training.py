@@ -32,6 +32,14 @@ from pixelseg.engine.data_order import (
     resolve_samples_per_epoch,
     same_size_batches,
 )
+from pixelseg.engine.ddp import wrap_model
+from pixelseg.engine.distributed import (
+    get_rank,
+    get_world_size,
+    init_from_environment,
+    local_device,
+    shard,
+)
 from pixelseg.engine.loop import LoopState
 from pixelseg.engine.precision import autocast_factory, resolve_device, resolve_precision
 from pixelseg.engine.task import Job, TaskFactory
@@ -70,6 +78,8 @@ class Training:
     budget: Budget
     checkpoints: CheckpointPolicy
     sampler: EpochSampler
+    #: What the training steps call: the model, in DistributedDataParallel under torchrun.
+    network: torch.nn.Module
     train_loader: DataLoader
     val_loader: DataLoader
     val_batch: int
@@ -145,10 +155,11 @@ def val_batch_size(config: Config, device: torch.device) -> int:
 
 def validation_loader(job: Job, count: int, batch_size: int) -> DataLoader:
     """The first ``count`` val images, whole, in batches of one image size (no worker: the
-    val pass is short, and a worker would compete with it for the cores)."""
+    val pass is short, and a worker would compete with it for the cores); under DDP this
+    rank's share of those batches."""
     return DataLoader(
         job.datasets["val"],
-        batch_sampler=same_size_batches(job.datasets["val"], count, batch_size),
+        batch_sampler=shard(same_size_batches(job.datasets["val"], count, batch_size)),
         collate_fn=job.collate,
     )
 
@@ -179,9 +190,11 @@ def prepare_training(
         if config.task != task.name:
             raise ConfigError(f"task: the run is a {config.task!r} job, not {task.name!r}")
         train_cfg = config.train
+        dev = resolve_device(device)
+        init_from_environment(dev, timeout_s=train_cfg.ddp_timeout_s)
+        dev = local_device(dev)
         seed_everything(train_cfg.seed, deterministic=train_cfg.deterministic)
         job = task.build_job(config, ("train", "val"), info)
-        dev = resolve_device(device)
         precision = resolve_precision(train_cfg.precision, dev)
         job.model.to(dev)
         if train_cfg.channels_last:
@@ -201,13 +214,23 @@ def prepare_training(
             )
             state = LoopState.from_dict(restored)
         num_train = len(job.datasets["train"])
+        sampler = EpochSampler(
+            num_train, 0, train_cfg.batch_size, seed=train_cfg.seed, rank=get_rank(),
+            world=get_world_size(), accumulate=train_cfg.accumulate_steps,
+        )  # fmt: skip
         if not state.samples_per_epoch:
             state.samples_per_epoch = resolve_samples_per_epoch(
-                train_cfg.samples_per_epoch, num_samples=num_train, batch_size=train_cfg.batch_size
+                train_cfg.samples_per_epoch, num_samples=num_train, batch_size=sampler.global_batch
             )
-        sampler = EpochSampler(
-            num_train, state.samples_per_epoch, train_cfg.batch_size, seed=train_cfg.seed
-        )
+        global_batch = sampler.global_batch
+        if train_cfg.batch_size < global_batch and state.samples_per_epoch < global_batch:
+            raise ConfigError(
+                f"train.samples_per_epoch: {state.samples_per_epoch} draws do not fill one global "
+                f"batch of {sampler.global_batch} ({sampler.world} processes x "
+                f"{train_cfg.batch_size} x {sampler.accumulate} accumulated)"
+            )
+        sampler.samples_per_epoch = state.samples_per_epoch
+        network = wrap_model(job.model, config, dev)
         train_loader, val_loader = _loaders(job, config, sampler, train_cfg.seed, dev)
     # The ledger of a resumed run continues the recorded one, start-up included, and the run's
     # clock counts this start-up too: the budget covers everything after the command starts.
@@ -249,6 +272,7 @@ def prepare_training(
             scaler=scaler,
         ),
         sampler=sampler,
+        network=network,
         train_loader=train_loader,
         val_loader=val_loader,
         val_batch=val_batch_size(config, dev),
@@ -257,41 +281,3 @@ def prepare_training(
         schedule=ValidationSchedule(train_cfg.val_every, train_cfg.val_every_steps),
         timed=timed,
     )
-
-
-def describe(training: Training) -> list[str]:
-    """The log lines that say how the run will train (batch, learning rate, sampling...)."""
-    cfg = training.config.train
-    job, sampler = training.job, training.sampler
-    model = training.model
-    lines = [
-        f"device {training.device}, precision {training.precision}, model "
-        f"{training.config.model.name} ({sum(p.numel() for p in model.parameters()) / 1e6:.2f} M "
-        f"parameters), {len(job.datasets['train'])} training images, "
-        f"{len(job.datasets['val'])} validation images",
-        f"global batch {cfg.batch_size} (1 process x {cfg.batch_size}) of {cfg.crop_size} px "
-        f"crops; AdamW lr {cfg.lr:g}, weight decay {cfg.weight_decay:g}; warmup "
-        + (f"{cfg.warmup_steps} steps" if cfg.warmup_steps else f"{100 * cfg.warmup_fraction:g} %")
-        + f" of the run, then {cfg.schedule} decay"
-        + (" over the time budget" if training.budget.bounded else ""),
-        f"epoch = {sampler.samples_per_epoch} crops drawn with replacement "
-        f"({sampler.steps_per_epoch} steps)",
-    ]
-    sampling: Any = getattr(job.datasets["train"], "crop_sampling", None)
-    if sampling:
-        lines.append(f"crop sampling: {sampling.get('reason', sampling)}")
-    if training.timed is not None:
-        lines.append(
-            f"validation: at most {100 * cfg.val_share:g} % of the {training.budget.max_time:g} s "
-            "budget (first at half of it), and after the last step; the budget ends the run"
-            + (
-                f" (early stopping after {training.stopping.patience} validations)"
-                if training.stopping.patience
-                else ""
-            )
-        )
-    elif training.schedule.every_steps:
-        lines.append(f"validation every {training.schedule.every_steps} steps and at the end")
-    else:
-        lines.append(f"validation every {max(1, cfg.val_every)} epoch(s)")
-    return lines

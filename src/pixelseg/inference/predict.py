@@ -9,10 +9,22 @@ from pathlib import Path
 from rich.console import Console
 
 from pixelseg.data.io import ImageHeader, read_header
+from pixelseg.engine.distributed import (
+    barrier,
+    get_rank,
+    init_from_environment,
+    is_distributed,
+    is_main_process,
+    launched_by_torchrun,
+    local_device,
+    shard,
+    shutdown,
+)
+from pixelseg.engine.precision import resolve_device
 from pixelseg.engine.progress import progress_bar
 from pixelseg.errors import ConfigError, DataError
 from pixelseg.inference.inputs import output_folders
-from pixelseg.inference.manifest import Manifest, origin_of
+from pixelseg.inference.manifest import Manifest, merge_parts, origin_of
 from pixelseg.inference.outputs import output_writer
 from pixelseg.inference.predictor import Predictor
 from pixelseg.inference.streaming import predict_streamed, streams
@@ -104,7 +116,7 @@ def predict_files(
             tta=predictor.tta,
             precision=predictor.requested_precision,
         )
-        manifest = Manifest(out, origin)
+        manifest = Manifest(out, origin, rank=get_rank() if is_distributed() else None)
         if overwrite:
             manifest.forget()
     semantic = predictor.task.prediction_type is SemanticPrediction
@@ -236,6 +248,10 @@ def predict_command(
             may also be an exported ``.onnx`` file, which holds everything needed).
     """
     pairs = output_folders(inputs)
+    if launched_by_torchrun():  # each rank predicts its share of the files
+        resolved = local_device(resolve_device(device))
+        init_from_environment(resolved)
+        device, pairs = str(resolved), shard(pairs)
     files, folders = [image for image, _ in pairs], [folder for _, folder in pairs]
     spec = parse_tile(tile, tile_overlap)
     if engine == "onnxruntime" or run_dir.endswith(".onnx"):
@@ -259,11 +275,17 @@ def predict_command(
         overwrite=overwrite,
         probability_dtype=probability_dtype,
     )
+    if is_distributed():
+        barrier()  # every rank saved its manifest part
+        if is_main_process():
+            merge_parts(out_dir)
+        shutdown()
     console = Console(highlight=False)
     if predictor.plan is not None and written:
         console.print(f"inference: {predictor.plan.name} — {predictor.plan.reason}", soft_wrap=True)
+    who = f"rank {get_rank()}: " if launched_by_torchrun() else ""
     console.print(
-        f"predicted {written} image(s), skipped {skipped} already done; outputs in {out_dir}"
+        f"{who}predicted {written} image(s), skipped {skipped} already done; outputs in {out_dir}"
     )
     if warnings:
         console.print(

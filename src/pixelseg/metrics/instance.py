@@ -9,6 +9,7 @@ from __future__ import annotations
 
 from collections.abc import Hashable, Mapping, Sequence
 from dataclasses import dataclass
+from typing import Any
 
 import numpy as np
 
@@ -38,7 +39,7 @@ PerObject = Mapping[int, float] | Sequence[float] | np.ndarray
 class _ImageResult:
     """What one image contributes to the split's metrics."""
 
-    image_id: Hashable
+    image_id: Hashable | None
     true_count: int
     pred_count: int
     tp: np.ndarray
@@ -160,7 +161,7 @@ class InstanceEvaluator:
         num_pred, num_true = overlap.intersection.shape
         self._images.append(
             _ImageResult(
-                image_id=len(self._images) if image_id is None else image_id,
+                image_id=image_id,
                 true_count=num_true,
                 pred_count=num_pred,
                 tp=tp,
@@ -188,6 +189,30 @@ class InstanceEvaluator:
                     ],
                 )
             )
+
+    def sync(self, indices: Sequence[int]) -> None:
+        """Gather every process's images, in split order, on every process (DDP evaluation).
+
+        Args:
+            indices: the place in the split of each image this process added, in order.
+
+        Raises:
+            ValueError: ``indices`` does not name every image added.
+        """
+        import torch.distributed as dist
+
+        if not (dist.is_available() and dist.is_initialized()):
+            return
+        if len(indices) != len(self._images):
+            raise ValueError(f"{len(indices)} indices for {len(self._images)} images")
+        coco = self._coco_records if self.compute_coco else [None] * len(self._images)
+        mine = list(zip(indices, self._images, coco, strict=True))
+        gathered: list[Any] = [None] * dist.get_world_size()
+        dist.all_gather_object(gathered, mine)
+        merged = sorted((item for part in gathered for item in part), key=lambda t: t[0])
+        self._images = [image for _, image, _ in merged]
+        if self.compute_coco:
+            self._coco_records = [record for _, _, record in merged]
 
     def compute(self) -> InstanceResult:
         """Metrics over every image added since the last reset.
@@ -250,12 +275,12 @@ class InstanceEvaluator:
             "splits": sum(r.splits for r in self._images),
             "per_image": [
                 {
-                    "image_id": r.image_id,
+                    "image_id": index if r.image_id is None else r.image_id,
                     "true_count": r.true_count,
                     "pred_count": r.pred_count,
                     "merges": r.merges,
                     "splits": r.splits,
                 }
-                for r in self._images
+                for index, r in enumerate(self._images)
             ],
         }

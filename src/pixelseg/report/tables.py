@@ -28,10 +28,14 @@ def semantic_warnings(metrics: SemanticResult) -> list[str]:
     baseline = metrics.get("majority_baseline_accuracy")
     miou = metrics.get("miou")
     if accuracy is not None and baseline is not None and accuracy - baseline < CLOSE_TO_BASELINE:
+        where = (
+            "is below"
+            if accuracy < baseline
+            else f"is within {100 * CLOSE_TO_BASELINE:.0f} points of"
+        )
         warnings.append(
-            f"pixel accuracy {pct(accuracy)} % is within {100 * CLOSE_TO_BASELINE:.0f} points of "
-            f"predicting the majority class everywhere ({pct(baseline)} %): the model has "
-            "learned little beyond the class frequencies"
+            f"pixel accuracy {pct(accuracy)} % {where} predicting the majority class everywhere "
+            f"({pct(baseline)} %): the model has learned little beyond the class frequencies"
         )
     if accuracy is not None and miou is not None and accuracy - miou > ACCURACY_MIOU_GAP:
         warnings.append(

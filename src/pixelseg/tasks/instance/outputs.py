@@ -203,6 +203,12 @@ class InstanceMetrics:
         self.coco.reset()
         self.matching.reset()
 
+    def sync(self, indices: list[int]) -> None:
+        """Gather the DDP processes' images in split order (``indices``: see
+        :meth:`~pixelseg.metrics.instance.InstanceEvaluator.sync`)."""
+        self.coco.sync(indices)
+        self.matching.sync(indices)
+
     def prediction(self, detections: Detections) -> InstancePrediction:
         """The typed prediction of ``detections`` under this accumulator's thresholds."""
         return detections_prediction(

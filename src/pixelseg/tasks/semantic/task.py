@@ -50,6 +50,12 @@ class SemanticMetrics:
         if self.auc is not None:
             self.auc.update(logits.float().softmax(1)[:, 1], target)
 
+    def sync(self, indices: list[int]) -> None:
+        """Sum the counts over the DDP processes (``indices``: unused, counts have no order)."""
+        self.confusion.sync()
+        if self.auc is not None:
+            self.auc.sync()
+
     def compute(self) -> SemanticResult:
         """All metrics as one dict (``auc_roc`` for two-class tasks)."""
         result = SemanticResult(**self.confusion.compute())

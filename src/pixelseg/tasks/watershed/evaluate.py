@@ -71,6 +71,12 @@ class WatershedMetrics:
             pred = apply_postprocess(prob_maps[index], dist, self.postprocess)
             self.instances.update(pred, target["instances"].cpu().numpy())
 
+    def sync(self, indices: list[int]) -> None:
+        """Combine the DDP processes: confusion counts summed, images gathered in split order
+        (``indices``: the split place of each image this process saw)."""
+        self.confusion.sync()
+        self.instances.sync(indices)
+
     def compute(self) -> dict[str, Any]:
         """mIoU and the rest of the confusion metrics, ``matching_ap50`` and ``count_mae``.
 
