@@ -149,7 +149,7 @@ def build_parser() -> argparse.ArgumentParser:
     )
     p.add_argument(
         "--precision",
-        choices=["auto", "fp32", "bf16", "fp16"],
+        choices=["auto", "fp32", "bf16", "fp16", "int8"],
         help="default: the run's training precision (what validation ran in); auto: the "
         "fastest path whose labels equal fp32's, as predict measures it",
     )
@@ -184,8 +184,9 @@ def build_parser() -> argparse.ArgumentParser:
     p.add_argument(
         "--precision",
         default="auto",
-        choices=["auto", "fp32", "bf16", "fp16"],
-        help="auto: the fastest path whose labels equal fp32's, measured on the first image",
+        choices=["auto", "fp32", "bf16", "fp16", "int8"],
+        help="auto: the fastest path whose labels equal fp32's, measured on the first image; "
+        "int8: torch.ao post-training quantisation (CPU), calibrated on training images",
     )
     p.add_argument(
         "--tta",

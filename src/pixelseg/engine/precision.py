@@ -81,7 +81,7 @@ def resolve_precision(precision: str, device: torch.device) -> str:
 
 def autocast_factory(precision: str, device: torch.device) -> Callable[[], AbstractContextManager]:
     """A zero-argument function returning the autocast context for ``precision``."""
-    if precision == "fp32":
+    if precision in ("fp32", "int8"):  # int8: quantised kernels, no autocast
         return contextlib.nullcontext
     dtype = torch.bfloat16 if precision == "bf16" else torch.float16
     return lambda: torch.autocast(device_type=device.type, dtype=dtype)

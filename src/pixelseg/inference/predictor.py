@@ -80,9 +80,9 @@ class Predictor:
         self.plan: InferencePlan | None = None
         #: The precision asked for (``auto`` or a name); :attr:`precision` is what runs.
         self.requested_precision = precision
-        resolved = resolve_precision(precision, self.device)
+        resolved = "int8" if precision == "int8" else resolve_precision(precision, self.device)
         self.precision, self.autocast = resolved, autocast_factory(resolved, self.device)
-        if precision != "auto" or not task.dense_output:
+        if precision not in ("auto", "int8") or not task.dense_output:
             plan = given_plan(resolved, dense=task.dense_output, asked=precision)
             self._use(plan, prepare_model(self.model, plan) if task.dense_output else self.model)
         self.info = info
@@ -135,6 +135,10 @@ class Predictor:
         measured now on the first (normalised ``(C, H, W)``) image and kept in the run."""
         if self.plan is not None:
             return
+        if self.requested_precision == "int8":  # calibrated once, on training images
+            from pixelseg.inference.quantize import int8_plan
+
+            return self._use(*int8_plan(self.model, image, predictor=self))
         key = machine_key(self.device)
         if self.source is not None:  # other weights (a retrained run) are measured again
             stat = self.source[1].stat()

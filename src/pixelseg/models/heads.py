@@ -113,6 +113,22 @@ def fit_to_size(x: Tensor, size: tuple[int, int] | torch.Size) -> Tensor:
     return F.interpolate(x, size=(height, width), mode="bilinear", align_corners=False)
 
 
+def match_size(x: Tensor, size: torch.Size) -> Tensor:
+    """``x`` resized (bilinear) to ``size`` where it differs (a leaf for ``torch.fx``, so that
+    the int8 quantisation can trace the model)."""
+    if tuple(x.shape[-2:]) != tuple(size):
+        return F.interpolate(x, size=tuple(size), mode="bilinear", align_corners=False)
+    return x
+
+
+def pad_to_multiple(x: Tensor, divisor: int) -> Tensor:
+    """``x`` replicate-padded bottom/right to a multiple of ``divisor`` (a ``torch.fx`` leaf)."""
+    pad_h, pad_w = -x.shape[-2] % divisor, -x.shape[-1] % divisor
+    if pad_h or pad_w:
+        return F.pad(x, (0, pad_w, 0, pad_h), mode="replicate")
+    return x
+
+
 class Upsample(nn.Module):
     """Upsample ``(N, C, h, w)`` to a requested size by transposed convolution or interpolation.
 

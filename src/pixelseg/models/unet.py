@@ -22,7 +22,7 @@ from pixelseg.models.encoders import (
     create_encoder,
 )
 from pixelseg.models.encoders.base import check_choice
-from pixelseg.models.heads import ConvNormAct, SegmentationHead
+from pixelseg.models.heads import ConvNormAct, SegmentationHead, match_size, pad_to_multiple
 from pixelseg.models.registry import ModelFactory, register_model, register_model_family
 
 
@@ -80,13 +80,17 @@ class UpBlock(nn.Module):
         if self.upsampling == "transposed":
             x = self.up(x)
             x = x[..., : size[0], : size[1]]
-        if tuple(x.shape[-2:]) != tuple(size):
-            x = F.interpolate(x, size=tuple(size), mode="bilinear", align_corners=False)
+        x = match_size(x, size)
         if self.upsampling != "transposed":
             x = self.up(x)
         if skip is not None:
             x = torch.cat([x, skip], dim=1)
         return self.conv(x)
+
+
+# Leaves for torch.fx (their size checks cannot be traced), so int8 quantisation can trace.
+torch.fx.wrap("match_size")
+torch.fx.wrap("pad_to_multiple")
 
 
 class UNet(nn.Module):
@@ -141,11 +145,8 @@ class UNet(nn.Module):
     def forward(self, x: Tensor) -> Tensor:
         """Class logits ``(N, num_classes, H, W)`` for images ``(N, C_in, H, W)``."""
         height, width = x.shape[-2:]
-        divisor = self.output_stride
         # Replicate-pad to a multiple of 2**depth so every pooling halves exactly.
-        pad_h, pad_w = -height % divisor, -width % divisor
-        if pad_h or pad_w:
-            x = F.pad(x, (0, pad_w, 0, pad_h), mode="replicate")
+        x = pad_to_multiple(x, self.output_stride)
         skips = [self.stem(x)]
         for block in self.down:
             skips.append(block(F.max_pool2d(skips[-1], 2)))
