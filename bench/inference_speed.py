@@ -334,8 +334,13 @@ def inference_section(results_dir: Path) -> list[str]:
     tiled, seams = data["tiled"], data["seams"]
     out += [
         "",
-        f"Tiled: one {tiled['size']}x{tiled['size']} image by the default path "
-        f"({tiled['plan']}) in {tiled['seconds']:.0f} s ({tiled['megapixels_per_s']:.2f} "
+        f"Large image: one {tiled['size']}x{tiled['size']} image by the default path, "
+        + (
+            "which predicts it whole (it does not exceed the tiling threshold of 4096² px) "
+            if tiled["size"] <= 4096
+            else "which tiles it "
+        )
+        + f"({tiled['plan']}) in {tiled['seconds']:.0f} s ({tiled['megapixels_per_s']:.2f} "
         f"Mpx/s); the process's peak resident memory was {tiled['peak_rss_gib']:.2f} GiB, "
         f"having already peaked at {tiled['rss_before_gib']:.2f} GiB before the image (loading "
         "PyTorch and the model), so the peak bounds the image's own cost only by the whole. "
