@@ -61,6 +61,18 @@ def _env() -> dict[str, str]:
     return env
 
 
+def _run(command: list[str]) -> subprocess.CompletedProcess[str]:
+    return subprocess.run(command, env=_env(), capture_output=True, text=True, timeout=300)
+
+
+def _start(command: list[str]) -> subprocess.Popen[str]:
+    """The job in its own session (so that one signal can reach every process of it)."""
+    return subprocess.Popen(
+        command, env=_env(), text=True, stdout=subprocess.DEVNULL, stderr=subprocess.PIPE,
+        start_new_session=True,
+    )  # fmt: skip
+
+
 def _train_args(config: Path, out: Path, settings: list[str]) -> list[str]:
     return ["-m", "pixelseg", "train", str(config), "--out", str(out), "--no-report"] + [
         f"--set={s}" for s in settings
@@ -90,10 +102,7 @@ def test_one_ddp_step_of_2_ranks_x_b_equals_one_step_of_2b(tmp_path: Path) -> No
     single = tmp_path / "single"
     train(load_config(config, [*step, "train.batch_size=4"]), single)
     ddp = tmp_path / "ddp"
-    done = subprocess.run(
-        _torchrun(*_train_args(config, ddp, [*step, "train.batch_size=2"])),
-        env=_env(), capture_output=True, text=True, timeout=300,
-    )  # fmt: skip
+    done = _run(_torchrun(*_train_args(config, ddp, [*step, "train.batch_size=2"])))
     assert done.returncode == 0, done.stderr[-3000:]
     assert "global batch 4 (2 process(es) x 2 x 1 accumulated)" in (ddp / "train.log").read_text()
     summary = json.loads((ddp / "summary.json").read_text())
@@ -128,10 +137,7 @@ def test_ddp_evaluation_equals_one_process(tmp_path: Path, task: str) -> None:
     run = tmp_path / "run"
     train(load_config(config, settings), run)
     out = tmp_path / "ddp.json"
-    done = subprocess.run(
-        _torchrun(str(WORKER), "evaluate", str(run), str(out)),
-        env=_env(), capture_output=True, text=True, timeout=300,
-    )  # fmt: skip
+    done = _run(_torchrun(str(WORKER), "evaluate", str(run), str(out)))
     assert done.returncode == 0, done.stderr[-3000:]
     single = tmp_path / "single.json"
     subprocess.run(
@@ -171,19 +177,12 @@ def _long_run(tmp_path: Path) -> tuple[Path, list[str]]:
 def test_a_killed_2_rank_run_resumes_and_completes(tmp_path: Path) -> None:
     config, settings = _long_run(tmp_path)
     run = tmp_path / "run"
-    proc = subprocess.Popen(
-        _torchrun(*_train_args(config, run, settings)),
-        env=_env(), text=True, stdout=subprocess.DEVNULL, stderr=subprocess.PIPE,
-        start_new_session=True,
-    )  # fmt: skip
+    proc = _start(_torchrun(*_train_args(config, run, settings)))
     _wait_for(run / "metrics.jsonl", '"epoch": 2', proc, 240)
     os.killpg(proc.pid, signal.SIGKILL)  # every process of the job at once
     proc.wait(timeout=30)
     assert not (run / "summary.json").exists()
-    done = subprocess.run(
-        _torchrun(*_train_args(config, run, settings), "--resume"),
-        env=_env(), capture_output=True, text=True, timeout=300,
-    )  # fmt: skip
+    done = _run(_torchrun(*_train_args(config, run, settings), "--resume"))
     assert done.returncode == 0, done.stderr[-3000:]
     summary = json.loads((run / "summary.json").read_text())
     assert summary["epochs"] == 6 and summary["steps"] == 6 * 2
@@ -195,11 +194,7 @@ def test_killing_one_rank_ends_the_job_non_zero_within_60_s(tmp_path: Path) -> N
     config, settings = _long_run(tmp_path)
     settings = [*settings, "train.epochs=10000"]
     run = tmp_path / "run"
-    proc = subprocess.Popen(
-        _torchrun(*_train_args(config, run, settings)),
-        env=_env(), text=True, stdout=subprocess.DEVNULL, stderr=subprocess.PIPE,
-        start_new_session=True,
-    )  # fmt: skip
+    proc = _start(_torchrun(*_train_args(config, run, settings)))
     try:
         _wait_for(run / "metrics.jsonl", '"epoch": 1', proc, 240)
         ranks = subprocess.run(
@@ -225,7 +220,7 @@ def test_predict_splits_a_folder_between_the_ranks_and_resumes(tmp_path: Path) -
     train(load_config(config, settings), run)
     images, out = config.parent / "images", tmp_path / "pred"
     args = ["-m", "pixelseg", "predict", str(run), str(images), "--out", str(out)]
-    done = subprocess.run(_torchrun(*args), env=_env(), capture_output=True, text=True, timeout=300)
+    done = _run(_torchrun(*args))
     assert done.returncode == 0, done.stderr[-3000:]
     said = sorted(line for line in done.stdout.splitlines() if line.startswith("rank "))
     assert [line.split(" skipped")[0] for line in said] == [
@@ -234,8 +229,7 @@ def test_predict_splits_a_folder_between_the_ranks_and_resumes(tmp_path: Path) -
     assert len(list(out.glob("*_label.png"))) == 7
     assert not list(out.glob(".manifest-rank*.json"))  # merged into manifest.json
     assert len(json.loads((out / "manifest.json").read_text())["outputs"]) == 7
-    again = subprocess.run(
-        [sys.executable, "-m", "pixelseg", "predict", str(run), str(images), "--out", str(out)],
-        env=_env(), capture_output=True, text=True, timeout=300,
-    )  # fmt: skip
+    again = _run(
+        [sys.executable, "-m", "pixelseg", "predict", str(run), str(images), "--out", str(out)]
+    )
     assert "predicted 0 image(s), skipped 7 already done" in again.stdout

@@ -19,6 +19,8 @@ from typing import Any
 import torch
 import torch.distributed as dist
 
+from pixelseg.metrics.confusion import all_reduce_sum
+
 
 def is_distributed() -> bool:
     """True when a process group is initialised (launched by ``torchrun``)."""
@@ -81,29 +83,16 @@ def barrier() -> None:
         dist.barrier()
 
 
-def _device() -> torch.device:
-    """Where collectives' tensors live: the current GPU for NCCL, else the CPU."""
-    if dist.get_backend() == "nccl":
-        return torch.device("cuda", torch.cuda.current_device())
-    return torch.device("cpu")
-
-
 def any_rank(flag: bool) -> bool:
     """True on every rank when ``flag`` is True on any (``flag`` itself without DDP)."""
-    if not is_distributed():
-        return flag
-    value = torch.tensor([1.0 if flag else 0.0], device=_device())
-    dist.all_reduce(value, op=dist.ReduceOp.MAX)
-    return bool(value.item() > 0)
+    return sum_over_ranks([1.0 if flag else 0.0])[0] > 0
 
 
 def sum_over_ranks(values: list[float]) -> list[float]:
     """``values`` summed element-wise over the ranks (unchanged without DDP)."""
     if not is_distributed():
         return list(values)
-    tensor = torch.tensor(values, dtype=torch.float64, device=_device())
-    dist.all_reduce(tensor, op=dist.ReduceOp.SUM)
-    return [float(v) for v in tensor.cpu()]
+    return all_reduce_sum(torch.tensor(values, dtype=torch.float64)).tolist()
 
 
 def shard(items: list[Any]) -> list[Any]:

@@ -159,9 +159,9 @@ def _step(
     set_lr(state.step)
     optimizer.zero_grad(set_to_none=True)
     values = []
+    no_sync = getattr(model, "no_sync", None)  # DistributedDataParallel's
     for index, batch in enumerate(micro):
         last = index == len(micro) - 1
-        no_sync = getattr(model, "no_sync", None)
         syncing = nullcontext() if last or no_sync is None else no_sync()
         with syncing:
             with autocast():

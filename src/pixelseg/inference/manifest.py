@@ -55,6 +55,11 @@ def _read_json(path: Path) -> dict[str, dict[str, Any]]:
     return {}
 
 
+def _write_entries(path: Path, entries: dict[str, dict[str, Any]]) -> None:
+    text = json.dumps({"outputs": entries}, indent=1, sort_keys=True) + "\n"
+    atomic_write_text(path, text)
+
+
 def _read_entries(out: Path) -> dict[str, dict[str, Any]]:
     """The entries of ``out/manifest.json`` and of any DDP parts beside it."""
     entries = _read_json(out / MANIFEST)
@@ -67,8 +72,7 @@ def merge_parts(out: Path) -> None:
     """Fold the DDP ranks' parts into ``out/manifest.json`` and remove them (rank 0, after
     every rank saved)."""
     parts = sorted(out.glob(PART_GLOB))
-    text = json.dumps({"outputs": _read_entries(out)}, indent=1, sort_keys=True) + "\n"
-    atomic_write_text(out / MANIFEST, text)
+    _write_entries(out / MANIFEST, _read_entries(out))
     for part in parts:
         part.unlink(missing_ok=True)
 
@@ -111,7 +115,5 @@ class Manifest:
 
     def save(self) -> None:
         """Write the manifest (under DDP: this rank's part, what it wrote) atomically."""
-        entries = self.entries if self.rank is None else self.recorded
-        text = json.dumps({"outputs": entries}, indent=1, sort_keys=True) + "\n"
-        atomic_write_text(self.path, text)
+        _write_entries(self.path, self.entries if self.rank is None else self.recorded)
         self._saved_at = time.monotonic()

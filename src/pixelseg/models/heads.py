@@ -121,14 +121,6 @@ def match_size(x: Tensor, size: torch.Size) -> Tensor:
     return x
 
 
-def pad_to_multiple(x: Tensor, divisor: int) -> Tensor:
-    """``x`` replicate-padded bottom/right to a multiple of ``divisor`` (a ``torch.fx`` leaf)."""
-    pad_h, pad_w = -x.shape[-2] % divisor, -x.shape[-1] % divisor
-    if pad_h or pad_w:
-        return F.pad(x, (0, pad_w, 0, pad_h), mode="replicate")
-    return x
-
-
 class Upsample(nn.Module):
     """Upsample ``(N, C, h, w)`` to a requested size by transposed convolution or interpolation.
 

@@ -21,8 +21,8 @@ from pixelseg.models.encoders import (
     Encoder,
     create_encoder,
 )
-from pixelseg.models.encoders.base import check_choice
-from pixelseg.models.heads import ConvNormAct, SegmentationHead, match_size, pad_to_multiple
+from pixelseg.models.encoders.base import check_choice, pad_to_multiple
+from pixelseg.models.heads import ConvNormAct, SegmentationHead, match_size
 from pixelseg.models.registry import ModelFactory, register_model, register_model_family
 
 

@@ -32,7 +32,8 @@ CORRECT, FALSE_POSITIVE, FALSE_NEGATIVE, VOID = (
 )
 
 
-def _pyplot() -> Any:
+def pyplot() -> Any:
+    """matplotlib's pyplot on the file-only Agg backend (imported when first drawn)."""
     import matplotlib
 
     matplotlib.use("Agg")
@@ -41,8 +42,9 @@ def _pyplot() -> Any:
     return plt
 
 
-def _save(fig: Any, path: str | Path) -> Path:
-    plt = _pyplot()
+def save_figure(fig: Any, path: str | Path) -> Path:
+    """Write ``fig`` as a PNG atomically and close it."""
+    plt = pyplot()
     result = atomic_write(path, lambda tmp: fig.savefig(tmp, format="png", dpi=100))
     plt.close(fig)
     return result
@@ -53,7 +55,7 @@ def save_iou_bars(
 ) -> Path:
     """Per-class IoU as horizontal bars (absent classes shown as such), with the bootstrap
     interval as an error bar where known."""
-    plt = _pyplot()
+    plt = pyplot()
     names = list(per_class_iou)
     values = [per_class_iou[n] for n in names]
     fig, ax = plt.subplots(figsize=(6, max(2.0, 0.35 * len(names) + 1)))
@@ -71,7 +73,7 @@ def save_iou_bars(
     ax.set_xlabel("IoU % (line: 95 % interval over images)")
     ax.set_title("per-class IoU")
     fig.tight_layout()
-    return _save(fig, path)
+    return save_figure(fig, path)
 
 
 def save_training_curves(
@@ -84,7 +86,7 @@ def save_training_curves(
     scores = [(r["train_seconds"], r[key]) for r in records if r.get(key) is not None]
     if not losses and not scores:
         return None
-    plt = _pyplot()
+    plt = pyplot()
     fig, ax = plt.subplots(figsize=(7, 3.5))
     if losses:
         ax.plot(*zip(*losses), color="#c05030", label="train loss")
@@ -96,7 +98,7 @@ def save_training_curves(
         other.set_ylabel(f"val {primary}")
     ax.set_title("training")
     fig.tight_layout()
-    return _save(fig, path)
+    return save_figure(fig, path)
 
 
 def error_map(truth: np.ndarray, prediction: np.ndarray, ignore_index: int) -> np.ndarray:
@@ -130,7 +132,7 @@ def save_gallery(
     """
     from pixelseg.report.figures import colorize, display_image
 
-    plt = _pyplot()
+    plt = pyplot()
     fig, axes = plt.subplots(len(rows), 4, figsize=(12, 3 * len(rows)), squeeze=False)
     for row, (title, image, truth, prediction) in zip(axes, rows):
         panels = [
@@ -146,12 +148,12 @@ def save_gallery(
             ax.set_title(name, fontsize=9)
             ax.axis("off")
     fig.tight_layout()
-    return _save(fig, path)
+    return save_figure(fig, path)
 
 
 def save_ap_by_threshold(path: str | Path, result: Mapping[str, Any]) -> Path | None:
     """Matching AP (pooled and per image) at each IoU threshold; ``None`` without any."""
-    plt = _pyplot()
+    plt = pyplot()
     fig, ax = plt.subplots(figsize=(6, 3.5))
     drew = False
     for key, label in (("matching_ap_pooled", "pooled"), ("matching_ap_per_image", "per image")):
@@ -169,14 +171,14 @@ def save_ap_by_threshold(path: str | Path, result: Mapping[str, Any]) -> Path | 
     ax.legend()
     ax.set_title("AP at each IoU threshold")
     fig.tight_layout()
-    return _save(fig, path)
+    return save_figure(fig, path)
 
 
 def save_count_scatter(path: str | Path, counts: Sequence[tuple[int, int]]) -> Path | None:
     """True against predicted object count per image, the diagonal drawn; ``None`` if empty."""
     if not counts:
         return None
-    plt = _pyplot()
+    plt = pyplot()
     true, predicted = np.asarray(counts, dtype=np.float64).T
     fig, ax = plt.subplots(figsize=(4.5, 4.5))
     top = max(1.0, float(max(true.max(), predicted.max())))
@@ -186,4 +188,4 @@ def save_count_scatter(path: str | Path, counts: Sequence[tuple[int, int]]) -> P
     ax.set_ylabel("predicted objects")
     ax.set_title("counts per image (above the line: splits)")
     fig.tight_layout()
-    return _save(fig, path)
+    return save_figure(fig, path)

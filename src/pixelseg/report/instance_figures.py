@@ -39,6 +39,11 @@ def save_label_png16(path: str | Path, label_image: np.ndarray) -> Path:
     return atomic_write(path, lambda tmp: picture.save(tmp, format="PNG"))
 
 
+def _outline(rgb: np.ndarray, labels: np.ndarray, colour: tuple[int, int, int]) -> None:
+    """Draw each object's inner boundary in ``colour`` (two touching objects: two lines)."""
+    rgb[find_boundaries(labels, mode="inner") & (labels > 0)] = colour
+
+
 def save_contour_overlay(
     path: str | Path,
     image: np.ndarray,
@@ -63,7 +68,7 @@ def save_contour_overlay(
     labels = np.asarray(label_image)
     if labels.shape != rgb.shape[:2]:
         raise ValueError(f"label image {labels.shape} and image {rgb.shape[:2]} differ in size")
-    rgb[find_boundaries(labels, mode="inner") & (labels > 0)] = colour
+    _outline(rgb, labels, colour)
     picture = Image.fromarray(rgb)
     return atomic_write(path, lambda tmp: picture.save(tmp, format="PNG"))
 
@@ -100,8 +105,8 @@ def merge_split_panels(
     left, right = base.copy(), base.copy()
     _tinted(left, np.isin(truth, true_ids[split]), SPLIT_FILL)
     _tinted(right, np.isin(prediction, pred_ids[merging]), MERGE_FILL)
-    left[find_boundaries(truth, mode="inner") & (truth > 0)] = TRUE_LINE
-    right[find_boundaries(prediction, mode="inner") & (prediction > 0)] = PRED_LINE
+    _outline(left, truth, TRUE_LINE)
+    _outline(right, prediction, PRED_LINE)
     return left, right
 
 
@@ -119,11 +124,11 @@ def save_merge_split_examples(
     """
     if not rows:
         return None
-    import matplotlib
-
-    matplotlib.use("Agg")
-    import matplotlib.pyplot as plt
     from matplotlib.patches import Patch
+
+    from pixelseg.report.evaluation_figures import pyplot, save_figure
+
+    plt = pyplot()
 
     fig, axes = plt.subplots(len(rows), 2, figsize=(8, 4 * len(rows)), squeeze=False)
     for (title, image, truth, prediction), (ax_true, ax_pred) in zip(rows, axes):
@@ -142,6 +147,4 @@ def save_merge_split_examples(
     ]
     fig.legend(handles=legend, loc="lower center", ncol=2, fontsize=8)
     fig.tight_layout(rect=(0, 0.06, 1, 1))
-    written = atomic_write(path, lambda tmp: fig.savefig(tmp, format="png", dpi=90))
-    plt.close(fig)
-    return written
+    return save_figure(fig, path)

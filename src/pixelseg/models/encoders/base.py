@@ -13,6 +13,7 @@ from collections.abc import Callable, Mapping
 from pathlib import Path
 
 import torch
+import torch.nn.functional as F
 from torch import Tensor, nn
 
 from pixelseg.errors import ConfigError, PixelsegError
@@ -207,3 +208,11 @@ def load_backbone_weights(
                 f"{encoder} expects {tuple(tensor.shape)}"
             )
     backbone.load_state_dict({key: state[key] for key in expected})
+
+
+def pad_to_multiple(x: Tensor, divisor: int) -> Tensor:
+    """``x`` replicate-padded bottom/right to a multiple of ``divisor`` (a ``torch.fx`` leaf)."""
+    pad_h, pad_w = -x.shape[-2] % divisor, -x.shape[-1] % divisor
+    if pad_h or pad_w:
+        return F.pad(x, (0, pad_w, 0, pad_h), mode="replicate")
+    return x

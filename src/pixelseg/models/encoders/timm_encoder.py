@@ -31,6 +31,7 @@ from pixelseg.models.encoders.base import (
     group_count,
     level_strides,
     load_backbone_weights,
+    pad_to_multiple,
     read_state_dict,
 )
 
@@ -250,9 +251,7 @@ class TimmEncoder(Encoder):
     def forward(self, x: Tensor) -> list[Tensor]:
         """Features at the five levels; see :meth:`Encoder.forward`."""
         height, width = x.shape[-2:]
-        pad_h, pad_w = -height % PAD_DIVISOR, -width % PAD_DIVISOR
-        if pad_h or pad_w:
-            x = F.pad(x, (0, pad_w, 0, pad_h), mode="replicate")
+        x = pad_to_multiple(x, PAD_DIVISOR)
         maps = self.model(x)
         features = [maps[position] for position in self.positions]
         if self.stem is not None:
