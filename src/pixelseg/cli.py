@@ -77,6 +77,7 @@ def _cmd_predict(args: argparse.Namespace) -> int:
         precision=args.precision,
         probability_dtype=args.probability_dtype,
         engine=args.engine,
+        compile_model=args.compile,
     )
 
 
@@ -187,6 +188,11 @@ def build_parser() -> argparse.ArgumentParser:
         choices=["auto", "fp32", "bf16", "fp16", "int8"],
         help="auto: the fastest path whose labels equal fp32's, measured on the first image; "
         "int8: torch.ao post-training quantisation (CPU), calibrated on training images",
+    )
+    p.add_argument(
+        "--compile",
+        action="store_true",
+        help="torch.compile the model (tens of seconds first; pays on many images or tiles)",
     )
     p.add_argument(
         "--tta",

@@ -15,6 +15,7 @@ from pixelseg.inference.evaluate import evaluate_run
 from pixelseg.inference.fast_path import (
     MIN_AGREEMENT,
     ChannelsLast,
+    Compiled,
     InferencePlan,
     fold_batch_norm,
     measure_plan,
@@ -46,22 +47,42 @@ class FakeClock:
         return self.now
 
 
+class Int8Stub(nn.Conv2d):
+    """Stands for a quantised model in the fake measurements."""
+
+
 class CostedTask:
-    """A dense task whose forward costs fake seconds by path, and whose bf16 may be wrong."""
+    """A dense task whose forward costs fake seconds by path, and whose bf16 (or int8) may be
+    wrong."""
 
     dense_output = True
 
-    def __init__(self, clock: FakeClock, costs: dict[str, float], bf16_wrong: bool) -> None:
+    def __init__(
+        self, clock: FakeClock, costs: dict[str, float], bf16_wrong: bool, int8_wrong: bool = False
+    ) -> None:
         self.clock, self.costs, self.bf16_wrong = clock, costs, bf16_wrong
+        self.int8_wrong = int8_wrong
 
     def dense_forward(
         self, model: nn.Module, batch: torch.Tensor, *, autocast: Any
     ) -> torch.Tensor:
         bf16 = autocast is not contextlib.nullcontext
-        path = "bf16" if bf16 else "cl" if isinstance(model, ChannelsLast) else "fp32"
+        int8 = isinstance(model, Int8Stub)
+        path = (
+            "int8"
+            if int8
+            else "bf16"
+            if bf16
+            else "cl"
+            if isinstance(model, ChannelsLast)
+            else "fp32"
+        )
         self.clock.now += self.costs[path]
         maps = torch.zeros(batch.shape[0], 2, *batch.shape[-2:])
-        maps[:, 1 if bf16 and self.bf16_wrong else 0] = 1.0
+        wrong = (bf16 and self.bf16_wrong) or (int8 and self.int8_wrong)
+        maps[:, 1 if wrong else 0] = 1.0
+        if int8 and self.int8_wrong:  # wrong on the first quarter of the rows only
+            maps[:, :, batch.shape[-2] // 4 :] = torch.tensor([1.0, 0.0])[:, None, None]
         return maps
 
 
@@ -91,6 +112,39 @@ def test_the_plan_is_the_fastest_path_that_agrees_with_fp32(
     assert plan.name == expected
     assert isinstance(laid_out, ChannelsLast) == plan.channels_last
     assert "384x64 crop" in plan.reason and "bf16+channels_last" in plan.reason
+
+
+@pytest.mark.parametrize(
+    ("int8_cost", "int8_wrong", "offered", "expected"),
+    [
+        (0.1, False, True, "int8"),
+        (0.1, True, True, "bf16+channels_last"),  # 75 % of the pixels agree: not chosen
+        (0.19, False, True, "bf16+channels_last"),  # under 1.1x faster than bf16
+        (0.1, False, False, "bf16+channels_last"),  # no calibration images: not a candidate
+    ],
+)
+def test_int8_is_chosen_where_it_is_faster_and_agrees(
+    int8_cost: float, int8_wrong: bool, offered: bool, expected: str
+) -> None:
+    clock = FakeClock()
+    costs = {"fp32": 1.0, "cl": 0.5, "bf16": 0.2, "int8": int8_cost}
+    task = CostedTask(clock, costs, bf16_wrong=False, int8_wrong=int8_wrong)
+    stub = Int8Stub(3, 2, 1)
+    plan, laid_out = measure_plan(
+        task,  # type: ignore[arg-type]
+        nn.Conv2d(3, 2, 1),
+        torch.zeros(3, 64, 64),
+        classes=2,
+        device=torch.device("cpu"),
+        native_bf16=lambda: True,
+        int8=lambda: stub if offered else None,
+        clock=clock,
+    )
+    assert plan.name == expected
+    assert (laid_out is stub) == (expected == "int8")
+    assert ("int8" in plan.reason) == offered
+    if int8_wrong:
+        assert "int8 10.00x (75.0% agree)" in plan.reason
 
 
 def test_auto_precision_predicts_what_fp32_predicts(trained: tuple[Path, Path]) -> None:
@@ -143,3 +197,50 @@ def test_batch_norm_folds_into_the_convolution_and_group_norm_does_not() -> None
         assert prepare_model(prepared, InferencePlan("fp32", False, "")) is model
     grouped = nn.Sequential(nn.Conv2d(3, 8, 3), nn.GroupNorm(2, 8))
     assert fold_batch_norm(grouped) is None
+
+
+def _small_net() -> nn.Module:
+    torch.manual_seed(0)
+    return nn.Sequential(nn.Conv2d(3, 8, 3, padding=1), nn.GroupNorm(2, 8), nn.ReLU()).eval()
+
+
+def test_a_compiled_model_gives_the_eager_output() -> None:
+    model, batch = _small_net(), torch.randn(2, 3, 24, 32)
+    compiled = Compiled(model)
+    with torch.no_grad():
+        torch.testing.assert_close(compiled(batch), model(batch), atol=1e-5, rtol=1e-5)
+    assert compiled.failure is None
+
+
+def _failing_compile(module: nn.Module, **_: Any) -> Any:
+    def run(batch: torch.Tensor) -> torch.Tensor:
+        raise RuntimeError("InvalidCxxCompiler: no working C++ compiler found\nmore")
+
+    return run
+
+
+def test_a_failed_compile_warns_and_runs_eagerly(monkeypatch: pytest.MonkeyPatch) -> None:
+    monkeypatch.setattr(torch, "compile", _failing_compile)
+    model, batch = _small_net(), torch.randn(1, 3, 16, 16)
+    compiled = Compiled(model)
+    with torch.no_grad(), pytest.warns(UserWarning, match="torch.compile failed, running eagerly"):
+        out = compiled(batch)
+    assert compiled.failure == "RuntimeError: InvalidCxxCompiler: no working C++ compiler found"
+    with torch.no_grad():
+        torch.testing.assert_close(out, model(batch))
+        compiled(batch)  # warned once: later calls go straight to the eager module
+
+
+def test_predictor_compiles_the_chosen_plan(
+    trained: tuple[Path, Path], monkeypatch: pytest.MonkeyPatch
+) -> None:
+    monkeypatch.setattr(torch, "compile", _failing_compile)  # the wiring, not inductor
+    run_dir, image = trained
+    predictor = Predictor.from_run(run_dir, precision="fp32", compile_model=True)
+    assert predictor.plan is not None and predictor.plan.name == "fp32+channels_last+compiled"
+    assert isinstance(predictor.model, Compiled)
+    with pytest.warns(UserWarning, match="torch.compile failed"):
+        got = predictor.predict(image)
+    reference = Predictor.from_run(run_dir, precision="fp32").predict(image)
+    assert isinstance(got, SemanticPrediction) and isinstance(reference, SemanticPrediction)
+    assert torch.equal(got.label_map, reference.label_map)

@@ -2,12 +2,15 @@
 
 from __future__ import annotations
 
+import shutil
 from pathlib import Path
 
 import pytest
 import torch
 from torch import nn
 
+from pixelseg.inference.fast_path import InferencePlan
+from pixelseg.inference.plans import PLANS_FILE, plan_key, save_plan
 from pixelseg.inference.predictor import Predictor
 from pixelseg.inference.quantize import calibration_batches, quantize_int8
 from pixelseg.structures import SemanticPrediction
@@ -56,3 +59,22 @@ def test_int8_predicts_what_fp32_predicts_on_a_trained_run(trained: tuple[Path, 
     assert isinstance(got, SemanticPrediction) and isinstance(reference, SemanticPrediction)
     agreement = float((got.label_map == reference.label_map).float().mean())
     assert agreement >= 0.98, agreement
+
+
+def test_a_kept_int8_plan_is_calibrated_again(trained: tuple[Path, Path], tmp_path: Path) -> None:
+    # auto keeps its choice in the run, not the quantised model: a later Predictor that reads
+    # an int8 plan quantises the weights again on the training images.
+    run_dir = tmp_path / "run"
+    shutil.copytree(trained[0], run_dir)
+    (run_dir / PLANS_FILE).unlink(missing_ok=True)
+    predictor = Predictor.from_run(run_dir, precision="auto", tile="off")
+    kept = InferencePlan("int8", False, "auto: measured on a crop: int8 4.00x (99.9% agree)")
+    save_plan(run_dir, plan_key(predictor), kept)
+    got = predictor.predict(trained[1])
+    assert predictor.plan is not None and predictor.plan.name == "int8"
+    assert "measured earlier on this machine" in predictor.plan.reason
+    modules = [type(m).__module__ for m in predictor.model.modules()]
+    assert any(name.startswith("torch.ao.nn.quantized") for name in modules)
+    reference = Predictor.from_run(run_dir, precision="int8", tile="off").predict(trained[1])
+    assert isinstance(got, SemanticPrediction) and isinstance(reference, SemanticPrediction)
+    assert torch.equal(got.label_map, reference.label_map)  # the same calibration, the same labels

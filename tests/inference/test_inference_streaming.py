@@ -8,6 +8,7 @@ import numpy as np
 import pytest
 from PIL import Image
 
+from pixelseg.data.io import ImageHeader
 from pixelseg.inference import streaming
 from pixelseg.inference.outputs import unlabelled_value
 from pixelseg.inference.predict import predict_files
@@ -62,13 +63,12 @@ def test_a_streamed_raster_gets_the_in_memory_tiled_labels_in_place(
     assert predict_files(predictor, [scene], tmp_path / "out") == (0, 1)
 
 
-def test_only_large_rasters_of_semantic_runs_stream() -> None:
-    from pixelseg.data.io import ImageHeader
-
-    big = ImageHeader(height=9000, width=8000, bands=3, dtype="uint8", reader="rasterio")
-    assert streaming.streams(big, semantic=True)
-    assert not streaming.streams(big, semantic=False)
-    small = ImageHeader(height=8192, width=8192, bands=3, dtype="uint8", reader="rasterio")
-    assert not streaming.streams(small, semantic=True)
-    png = ImageHeader(height=9000, width=8000, bands=3, dtype="uint8", reader="pillow")
-    assert not streaming.streams(png, semantic=True)
+def test_rasters_the_predictor_would_tile_are_streamed_unless_tiling_is_off() -> None:
+    side = 8192  # the benchmark's large scene: tiled, hence streamed, not decoded whole
+    scene = ImageHeader(side, side, 3, "uint8", reader="rasterio")
+    assert streaming.streams(scene, semantic=True)
+    assert not streaming.streams(scene, semantic=True, tile="off")  # asked to run it whole
+    assert not streaming.streams(scene, semantic=False)  # objects are merged in memory
+    assert not streaming.streams(ImageHeader(side, side, 3, "uint8"), semantic=True)  # a PNG
+    small = ImageHeader(4096, 4096, 3, "uint8", reader="rasterio")
+    assert not streaming.streams(small, semantic=True)  # predicted whole, as in memory

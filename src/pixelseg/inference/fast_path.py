@@ -5,30 +5,32 @@ CPU without AMX) does not carry over unmeasured. With ``precision = "auto"`` a d
 Predictor measures, on the first image it predicts (a crop of at most :data:`PROBE_SIZE` px),
 fp32 in the contiguous layout, fp32 channels_last and — where the hardware has native bf16 —
 bf16 autocast channels_last, each also with its BatchNorms folded into the convolutions where
-the model has any (the shipped configs' GroupNorm models have none); it keeps the fastest
+the model has any (the shipped configs' GroupNorm models have none), and on a CPU int8
+(:mod:`pixelseg.inference.quantize`) where the run's training images are here to calibrate
+it; it keeps the fastest
 whose label map equals fp32's in at least :data:`MIN_AGREEMENT` of the pixels (and is at
 least :data:`MIN_SPEEDUP` faster than the one before it, so timing noise does not flip the
 choice). A task whose output is a set of objects
 (Mask R-CNN) runs fp32 as stored: its outputs cannot be compared pixel by pixel as cheaply.
 An explicit precision is used as given, channels_last for dense tasks. The measured plan is
 kept in the run directory (``inference_plans.json``, keyed by device, CPU model and PyTorch
-version), so later predictions on the same machine reuse it and give the same labels.
+version; :mod:`pixelseg.inference.plans`), so later predictions on the same machine reuse it
+and give the same labels.
 """
 
 from __future__ import annotations
 
 import copy
 import dataclasses
-import json
-import platform
 import time
+import warnings
 from collections.abc import Callable
 from dataclasses import dataclass
-from pathlib import Path
 
 import torch
 from torch import nn
 
+from pixelseg.engine.padding import class_argmax
 from pixelseg.engine.precision import autocast_factory, cpu_has_native_bf16
 from pixelseg.engine.task import Task
 
@@ -49,18 +51,21 @@ class InferencePlan:
         channels_last: model and inputs in the NHWC memory layout.
         reason: one line: how it was chosen (measured speed and agreement, or given).
         folded: each BatchNorm folded into the convolution before it (:func:`fold_batch_norm`).
+        compiled: run through ``torch.compile`` (:class:`Compiled`; asked for, never measured).
     """
 
     precision: str
     channels_last: bool
     reason: str
     folded: bool = False
+    compiled: bool = False
 
     @property
     def name(self) -> str:
         """e.g. ``bf16+channels_last``."""
         layout = "+channels_last" if self.channels_last else ""
-        return self.precision + layout + ("+bn_folded" if self.folded else "")
+        extras = ("+bn_folded" if self.folded else "") + ("+compiled" if self.compiled else "")
+        return self.precision + layout + extras
 
 
 def fold_batch_norm(model: nn.Module) -> nn.Module | None:
@@ -86,6 +91,35 @@ class ChannelsLast(nn.Module):
     def forward(self, batch: torch.Tensor) -> torch.Tensor:
         """The wrapped module's output for ``batch`` in the channels_last layout."""
         return self.module(batch.contiguous(memory_format=torch.channels_last))
+
+
+class Compiled(nn.Module):
+    """``module`` through ``torch.compile`` (inductor: fused kernels, C++ on a CPU).
+
+    The first call compiles (tens of seconds; each new input shape again, until shapes are
+    marked dynamic), so it pays on many images or tiles of one size. Where compiling fails (no
+    C++ compiler, an unsupported operation) it warns once and runs ``module`` eagerly.
+    """
+
+    _compiled: Callable[[torch.Tensor], torch.Tensor]
+
+    def __init__(self, module: nn.Module) -> None:
+        super().__init__()
+        self.module = module
+        object.__setattr__(self, "_compiled", torch.compile(module))
+        #: Why compiling failed, or ``None``.
+        self.failure: str | None = None
+
+    def forward(self, batch: torch.Tensor) -> torch.Tensor:
+        """The compiled module's output for ``batch`` (the eager one's where it failed)."""
+        if self.failure is None:
+            try:
+                return self._compiled(batch)
+            except Exception as error:  # inductor's errors have no common base class
+                self.failure = f"{type(error).__name__}: {str(error).splitlines()[0][:200]}"
+                message = f"torch.compile failed, running eagerly ({self.failure})"
+                warnings.warn(message, stacklevel=2)
+        return self.module(batch)  # type: ignore[no-any-return]
 
 
 #: Where a prepared model keeps the model it was made from (not a registered submodule).
@@ -123,7 +157,7 @@ def _labels(
         maps = forward(model, batch, autocast=autocast)
         best = min(best, clock() - start)
     assert maps is not None
-    return best, maps[:, :classes].argmax(1)
+    return best, class_argmax(maps[:, :classes], 1)
 
 
 def measure_plan(
@@ -134,6 +168,7 @@ def measure_plan(
     classes: int,
     device: torch.device,
     native_bf16: Callable[[], bool] = cpu_has_native_bf16,
+    int8: Callable[[], nn.Module | None] | None = None,
     clock: Callable[[], float] = time.perf_counter,
 ) -> tuple[InferencePlan, nn.Module]:
     """The fastest plan for ``task``'s ``model`` on a crop of a normalised ``(C, H, W)``
@@ -142,6 +177,8 @@ def measure_plan(
     Args:
         classes: the class channels of the task's maps (the label map is their argmax).
         native_bf16: whether bf16 is worth trying on the CPU (CUDA: when it is supported).
+        int8: on the CPU, makes the int8 candidate (:mod:`pixelseg.inference.quantize`,
+            calibrated on training images; ``None`` where it cannot be made).
         clock: seconds (tests pass a fake one).
     """
     crop = image[:, :PROBE_SIZE, :PROBE_SIZE][None]
@@ -153,10 +190,14 @@ def measure_plan(
         for folded in (False, True)
         if (precision == "fp32" or bf16) and (not folded or (foldable and channels_last))
     ]
+    quantized = int8() if int8 is not None and device.type == "cpu" else None
+    if quantized is not None:
+        candidates.append(InferencePlan("int8", False, ""))
     timings: list[tuple[float, float, InferencePlan]] = []
     reference: torch.Tensor | None = None
     for candidate in candidates:
-        laid_out = prepare_model(model, candidate)
+        laid_out = quantized if candidate.precision == "int8" else prepare_model(model, candidate)
+        assert laid_out is not None
         seconds, labels = _labels(task, laid_out, crop, candidate.precision, classes, clock)
         if reference is None:
             reference = labels
@@ -174,6 +215,8 @@ def measure_plan(
         f"against fp32: {measured}"
     )
     plan = dataclasses.replace(chosen[2], reason=reason)
+    if plan.precision == "int8" and quantized is not None:
+        return plan, quantized
     return plan, prepare_model(model, plan)
 
 
@@ -185,52 +228,3 @@ def given_plan(precision: str, *, dense: bool, asked: str) -> InferencePlan:
     else:
         reason = f"given: precision {precision}"
     return InferencePlan(precision, dense, reason)
-
-
-#: Where a run directory keeps the plans measured for it, one per machine.
-PLANS_FILE = "inference_plans.json"
-
-
-def machine_key(device: torch.device) -> str:
-    """What a measured plan depends on: the device (CPU model or GPU name) and PyTorch."""
-    if device.type == "cuda":
-        name = torch.cuda.get_device_name(device)
-    else:
-        name = platform.processor() or platform.machine()
-        try:
-            with open("/proc/cpuinfo", encoding="utf-8") as handle:
-                for line in handle:
-                    if line.startswith("model name"):
-                        name = line.split(":", 1)[1].strip()
-                        break
-        except OSError:
-            pass
-    return f"{device.type}: {name}; torch {torch.__version__}"
-
-
-def cached_plan(run_dir: Path, key: str) -> InferencePlan | None:
-    """The plan measured for this machine earlier, or ``None``."""
-    try:
-        entry = json.loads((run_dir / PLANS_FILE).read_text(encoding="utf-8"))[key]
-        return InferencePlan(
-            str(entry["precision"]),
-            bool(entry["channels_last"]),
-            f"auto: as measured earlier on this machine ({entry['reason'].removeprefix('auto: ')})",
-            bool(entry.get("folded", False)),
-        )
-    except (OSError, ValueError, KeyError, TypeError, AttributeError):
-        return None
-
-
-def save_plan(run_dir: Path, key: str, plan: InferencePlan) -> None:
-    """Keep ``plan`` for this machine in the run directory (skipped where it cannot be written)."""
-    from pixelseg.files import atomic_write_json
-
-    path = run_dir / PLANS_FILE
-    try:
-        plans = json.loads(path.read_text(encoding="utf-8")) if path.is_file() else {}
-        plans = plans if isinstance(plans, dict) else {}
-        plans[key] = dataclasses.asdict(plan)
-        atomic_write_json(path, plans)
-    except (OSError, ValueError):
-        pass  # a read-only run directory: the plan is measured again next time

@@ -126,7 +126,7 @@ def predict_files(
         folder = out / folders[index] if folders is not None else out
         folder.mkdir(parents=True, exist_ok=True)
         header = _header(path)
-        stream = header is not None and streams(header, semantic=semantic)
+        stream = header is not None and streams(header, semantic=semantic, tile=predictor.tile)
         suffix = ".tif" if stream else label_suffix(header)
         label_path, overlay_path = output_paths(folder, path, label=writer.label, suffix=suffix)
         if stream:  # a streamed raster has its label image alone
@@ -229,6 +229,7 @@ def predict_command(
     precision: str = "auto",
     probability_dtype: str = "float32",
     engine: str = "pytorch",
+    compile_model: bool = False,
 ) -> int:
     """The ``pixelseg predict`` subcommand.
 
@@ -246,6 +247,7 @@ def predict_command(
         probability_dtype: how ``probabilities`` are stored (float32, float16, uint8).
         engine: ``pytorch``, or ``onnxruntime`` (the run's ``export/model.onnx``; ``run_dir``
             may also be an exported ``.onnx`` file, which holds everything needed).
+        compile_model: run the model through ``torch.compile`` (pytorch engine).
     """
     pairs = output_folders(inputs)
     if launched_by_torchrun():  # each rank predicts its share of the files
@@ -261,8 +263,9 @@ def predict_command(
         predictor = load_onnx_predictor(exported, tile=spec, tta=tta)
     else:
         predictor = Predictor.from_run(
-            run_dir, device=device, precision=precision, tile=spec, tta=tta
-        )
+            run_dir, device=device, precision=precision, tile=spec, tta=tta,
+            compile_model=compile_model,
+        )  # fmt: skip
     out_dir = Path(out)
     warnings: list[str] = []
     written, skipped = predict_files(

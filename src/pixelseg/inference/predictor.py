@@ -15,6 +15,7 @@ about on the console.
 
 from __future__ import annotations
 
+import dataclasses
 from pathlib import Path
 
 import numpy as np
@@ -26,16 +27,9 @@ from pixelseg.engine.precision import autocast_factory, resolve_device, resolve_
 from pixelseg.engine.run_dir import RunInfo, checkpoint_path, load_model, read_run
 from pixelseg.engine.task import Task
 from pixelseg.errors import DataError
-from pixelseg.inference.fast_path import (
-    InferencePlan,
-    cached_plan,
-    given_plan,
-    machine_key,
-    measure_plan,
-    prepare_model,
-    save_plan,
-)
+from pixelseg.inference.fast_path import Compiled, InferencePlan, given_plan, prepare_model
 from pixelseg.inference.nodata import without_nodata
+from pixelseg.inference.plans import choose_plan
 from pixelseg.inference.prepared import PreparedImage, print_warning
 from pixelseg.inference.tiled import predict_image
 from pixelseg.inference.tiling import TileSpec, choose_tiles
@@ -69,10 +63,13 @@ class Predictor:
         precision: str = "auto",
         tile: str | TileSpec = "auto",
         tta: bool = False,
+        compile_model: bool = False,
     ) -> None:
         from pixelseg.data.input_spec import InputSpec
         from pixelseg.data.normalize import Normalizer
 
+        #: Run the chosen plan through ``torch.compile`` (not int8; :class:`Compiled`).
+        self.compile_model = compile_model
         self.device = resolve_device(device)
         self.model = model.to(self.device).eval()
         #: What the model runs in (:mod:`pixelseg.inference.fast_path`); with ``"auto"`` on a
@@ -108,11 +105,13 @@ class Predictor:
         checkpoint: str = "best",
         tile: str | TileSpec = "auto",
         tta: bool = False,
+        compile_model: bool = False,
     ) -> Predictor:
         """Load the ``best`` (default) or ``last`` checkpoint of ``run_dir``, whatever its task.
 
         ``tile``: see :func:`~pixelseg.inference.tiling.choose_tiles`; ``tta``: average over
-        flips and rotations (semantic and watershed runs).
+        flips and rotations (semantic and watershed runs); ``compile_model``: through
+        ``torch.compile`` (:class:`~pixelseg.inference.fast_path.Compiled`).
 
         Raises:
             CheckpointError: not a run directory, or a missing/corrupted checkpoint.
@@ -121,39 +120,30 @@ class Predictor:
         task = get_task(info.task).from_run(config, info)
         model = load_model(run_dir, checkpoint=checkpoint)
         predictor = cls(
-            model, info, task, config=config, device=device, precision=precision, tile=tile, tta=tta
+            model,
+            info,
+            task,
+            config=config,
+            device=device,
+            precision=precision,
+            tile=tile,
+            tta=tta,
+            compile_model=compile_model,
         )
         predictor.source = (Path(run_dir), checkpoint_path(run_dir, checkpoint))
         return predictor
 
     def _use(self, plan: InferencePlan, model: torch.nn.Module) -> None:
+        if self.compile_model and plan.precision != "int8":
+            plan, model = dataclasses.replace(plan, compiled=True), Compiled(model)
         self.plan, self.model, self.precision = plan, model, plan.precision
         self.autocast = autocast_factory(plan.precision, self.device)
 
     def plan_for(self, image: torch.Tensor) -> None:
-        """With precision ``auto``: the plan this machine measured for the run before, else one
-        measured now on the first (normalised ``(C, H, W)``) image and kept in the run."""
-        if self.plan is not None:
-            return
-        if self.requested_precision == "int8":  # calibrated once, on training images
-            from pixelseg.inference.quantize import int8_plan
-
-            return self._use(*int8_plan(self.model, image, predictor=self))
-        key = machine_key(self.device)
-        if self.source is not None:  # other weights (a retrained run) are measured again
-            stat = self.source[1].stat()
-            key += f"; {self.source[1].name} {stat.st_size} {stat.st_mtime_ns}"
-        known = cached_plan(self.source[0], key) if self.source is not None else None
-        if known is not None:
-            self._use(known, prepare_model(self.model, known))
-            return
-        classes = len(self.info.class_names)
-        plan, model = measure_plan(
-            self.task, self.model, image, classes=classes, device=self.device
-        )
-        self._use(plan, model)
-        if self.source is not None:
-            save_plan(self.source[0], key, plan)
+        """With precision ``auto`` or ``int8``: choose the plan on the first (normalised
+        ``(C, H, W)``) image (:func:`~pixelseg.inference.plans.choose_plan`)."""
+        if self.plan is None:
+            self._use(*choose_plan(self, image))
 
     @property
     def class_names(self) -> list[str]:

@@ -12,6 +12,7 @@ images (:func:`calibration_batches`); a model that torch.fx cannot trace is not 
 from __future__ import annotations
 
 import copy
+import dataclasses
 import warnings
 from collections.abc import Iterable
 from typing import Any
@@ -85,19 +86,34 @@ def calibration_batches(dataset: Any, *, count: int = CALIBRATION_IMAGES) -> lis
 
 
 def training_calibration(config: Any, info: Any) -> list[torch.Tensor]:
-    """:func:`calibration_batches` of the run's training split, or ``[]`` where its data
-    folder is not here (a moved run)."""
+    """:func:`calibration_batches` of the run's training split without augmentation (the same
+    batches, hence the same int8 model, every time), or ``[]`` where its data folder is not
+    here (a moved run)."""
     from pathlib import Path
 
     from pixelseg.tasks.registry import get_task
 
     if config is None or not Path(config.data.root).is_dir():
         return []
+    # Unaugmented (whole images, padded): the same crops every time, so the same int8 model.
+    config = dataclasses.replace(config, train=dataclasses.replace(config.train, augment=False))
     try:
         datasets = get_task(info.task).build_datasets(config, ("train",), info)
     except Exception:  # the data changed since training: the caller calibrates otherwise
         return []
     return calibration_batches(datasets["train"])
+
+
+def auto_int8(predictor: Any) -> nn.Module | None:
+    """The int8 candidate of ``precision = "auto"``: the predictor's model quantised on the
+    run's training images, or ``None`` off the CPU, where the training data is not here (a
+    calibration on the image being measured would grade itself) or it cannot be quantised."""
+    if predictor.device.type != "cpu" or not predictor.task.dense_output:
+        return None
+    batches = training_calibration(predictor.config, predictor.info)
+    if not batches:
+        return None
+    return quantize_int8(getattr(predictor.model, "_pixelseg_base", predictor.model), batches)
 
 
 def int8_plan(model: nn.Module, image: torch.Tensor, *, predictor: Any) -> tuple[Any, nn.Module]:

@@ -21,21 +21,24 @@ import numpy as np
 import torch
 
 from pixelseg.data.io import ImageHeader
+from pixelseg.engine.padding import class_argmax
 from pixelseg.files import atomic_write
 from pixelseg.inference.predictor import Predictor
 from pixelseg.inference.prepared import print_warning
-from pixelseg.inference.tiling import TileSpec, gaussian_window, tile_grid
+from pixelseg.inference.tiling import WHOLE_IMAGE_PIXELS, TileSpec, gaussian_window, tile_grid
 from pixelseg.inference.tta import with_tta
 
-#: Rasters with more pixels than this are streamed (8192², about 200 MB of RGB bytes).
-STREAM_PIXELS = 8192 * 8192
+#: Rasters with more pixels than this are streamed: those the Predictor would tile anyway
+#: (:data:`~pixelseg.inference.tiling.WHOLE_IMAGE_PIXELS`), so an 8192² scene runs in one strip
+#: of memory, not as a decoded image, its probabilities and its labels (over 1 GB each).
+STREAM_PIXELS = WHOLE_IMAGE_PIXELS
 
 
-def streams(header: ImageHeader, *, semantic: bool) -> bool:
+def streams(header: ImageHeader, *, semantic: bool, tile: object = "auto") -> bool:
     """Whether an image of ``header`` is predicted window by window (a semantic run's raster
-    that ``rasterio`` reads, over :data:`STREAM_PIXELS`)."""
+    that ``rasterio`` reads, over :data:`STREAM_PIXELS`, unless ``tile`` is ``"off"``)."""
     big = header.height * header.width > STREAM_PIXELS
-    return semantic and header.reader == "rasterio" and big
+    return semantic and header.reader == "rasterio" and big and tile != "off"
 
 
 def predict_streamed(
@@ -109,7 +112,7 @@ def predict_streamed(
                         total[:, :, x : x + tile_w] += tile_probs * window
                         weight[:, x : x + tile_w] += window
                 done = (rows[index + 1] if index + 1 < len(rows) else height) - top
-                labels = (total[:, :done] / weight[:done]).argmax(0).numpy()
+                labels = class_argmax(total[:, :done] / weight[:done]).numpy()
                 labels = np.where(labels == ignore_index, unlabelled, labels)
                 if prepared.nodata is not None:
                     labels[prepared.nodata[:done]] = unlabelled

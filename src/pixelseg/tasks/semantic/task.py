@@ -9,7 +9,7 @@ import torch
 from rich.console import Console
 from torch import nn
 
-from pixelseg.engine.padding import padded_probabilities
+from pixelseg.engine.padding import class_argmax, padded_probabilities
 from pixelseg.engine.progress import progress_bar
 from pixelseg.engine.task import Autocast, Job, PredictFn
 from pixelseg.engine.writer import RunWriter
@@ -138,7 +138,7 @@ class SemanticTask:
     def from_dense(self, maps: torch.Tensor, *, region: Region | None = None) -> SemanticPrediction:
         """The prediction of one image's ``(K, H, W)`` (blended) probabilities: their argmax
         (``region`` is unused: every pixel gets a class)."""
-        return SemanticPrediction(probs=maps, label_map=maps.argmax(0))
+        return SemanticPrediction(probs=maps, label_map=class_argmax(maps))
 
     def evaluate(self, predict: PredictFn, dataset: Any) -> SemanticResult:
         """Confusion-matrix metrics, AUC (two classes), boundary F1 and the merge rate of
