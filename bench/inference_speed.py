@@ -9,9 +9,10 @@ One process, two threads, the same architecture on both sides: smp ``Unet("resne
 encoder_weights=None)`` (BatchNorm) run as its docs show (``model.eval()``, ``torch.no_grad()``)
 — eager fp32, channels_last, and channels_last + bf16 autocast where the CPU has native bf16 —
 against pixelseg's ``unet_resnet34`` with BatchNorm through its ``Predictor`` (what ``pixelseg
-predict`` runs: normalisation, padding, softmax and argmax included, one image at a time), in its
-default ``precision = "auto"`` (measured on the first image) and in each explicit path; and the
-shipped configs' model (``unet_resnet18``, GroupNorm) as it is. 512x512 one-band images (ISBI's
+predict`` runs: normalisation, padding, softmax and argmax included, batch 8 in one forward
+pass as ``predict --batch 8``), in its default ``precision = "auto"`` (measured on the first
+image) and in each explicit path; and the shipped ISBI config's model (``unet_resnet18``,
+GroupNorm, trained as shipped for ``--train-seconds``) as it is. 512x512 one-band images (ISBI's
 size), batch 1 and 8. GFLOP/s uses the forward's FLOPs counted by ``torch.utils.flop_counter``
 and is set against the fp32 (and bf16) GEMM rate of a 2048² matrix product measured in the same
 run. Agreement: pixelseg's ``unet_resnet34`` is trained on ISBI for ``--train-seconds`` first
@@ -51,6 +52,7 @@ ISBI_ROOT = Path(os.environ.get("PIXELSEG_DATA", REPO_ROOT.parent / "shared" / "
     "isbi2012-membrane"
 )
 RUN_DIR = REPO_ROOT / "runs" / "bench-inference-speed"
+SHIPPED_RUN_DIR = REPO_ROOT / "runs" / "bench-inference-shipped"
 SIZE = 512
 BATCHES = (1, 8)
 #: pixelseg's paths: the default first; then the explicit ones (fp32 and bf16 also compiled).
@@ -120,55 +122,81 @@ def peer_rows(bands: int, native_bf16: bool) -> list[dict[str, Any]]:
     return rows
 
 
-def train_run(seconds: float) -> Path:
-    """pixelseg's unet_resnet34 (BatchNorm) trained on ISBI for ``seconds`` (kept if present)."""
-    if (RUN_DIR / "summary.json").is_file():
-        return RUN_DIR
+def train_run(seconds: float, *, shipped: bool = False) -> Path:
+    """pixelseg's unet_resnet34 (BatchNorm) trained on ISBI for ``seconds`` (kept if present);
+    ``shipped``: the shipped ISBI config's own model (unet_resnet18, GroupNorm) instead."""
+    run_dir = SHIPPED_RUN_DIR if shipped else RUN_DIR
+    if (run_dir / "summary.json").is_file():
+        return run_dir
     from pixelseg.config import load_config
     from pixelseg.train import train
 
-    sets = [
-        'model.name="unet_resnet34"',
-        'model.options={norm="batch"}',
-        f"train.max_time={seconds}",
-    ]
-    train(load_config(CONFIG_DIR / "isbi2012.toml", sets), RUN_DIR)
-    return RUN_DIR
+    model = [] if shipped else ['model.name="unet_resnet34"', 'model.options={norm="batch"}']
+    train(load_config(CONFIG_DIR / "isbi2012.toml", [*model, f"train.max_time={seconds}"]), run_dir)
+    return run_dir
+
+
+def timed_rows(
+    predictor: Any, images: list[np.ndarray], *, side: str, path: str, flops: float
+) -> list[dict[str, Any]]:
+    """``predictor``'s rows at each batch size: its first call (plan, calibration, compiling),
+    then images/s of :func:`~pixelseg.inference.batched.predict_batch` on decoded arrays."""
+    from pixelseg.inference.batched import predict_batch
+
+    start = time.perf_counter()
+    predictor.predict(images[0])
+    first_call = time.perf_counter() - start
+    rows = []
+    for batch in BATCHES:
+        chunk = images[:batch]
+
+        def run(predictor: Any = predictor, chunk: list[np.ndarray] = chunk) -> None:
+            predict_batch(predictor, [predictor.load(image) for image in chunk])
+
+        rate = images_per_second(run, batch)
+        assert predictor.plan is not None
+        rows.append({"side": side, "path": path, "plan": predictor.plan.name,
+                     "reason": predictor.plan.reason, "batch": batch, "images_per_s": rate,
+                     "first_call_s": first_call, "gflop_per_image": flops / 1e9})  # fmt: skip
+        print(rows[-1], flush=True)
+    return rows
+
+
+def shipped_rows(run_dir: Path, images: list[np.ndarray]) -> list[dict[str, Any]]:
+    """The shipped ISBI config's model as it is (GroupNorm: nothing to fold) through the
+    Predictor: the default path and fp32."""
+    from pixelseg.inference.predictor import Predictor
+    from pixelseg.models.registry import create_model
+
+    rows = []
+    for precision in ("auto", "fp32"):
+        predictor = Predictor.from_run(run_dir, precision=precision, tile="off")
+        model = predictor.config.model if predictor.config is not None else None
+        assert model is not None
+        built = create_model(model.name, num_classes=2, in_channels=1, **dict(model.options))
+        side = f"pixelseg {model.name} GroupNorm (shipped config)"
+        rows += timed_rows(predictor, images, side=side, path=precision,
+                           flops=forward_flops(built, 1))  # fmt: skip
+    return rows
 
 
 def predictor_rows(run_dir: Path, images: list[np.ndarray]) -> list[dict[str, Any]]:
     """pixelseg's Predictor on the trained run: the default (auto) and each explicit path."""
+    from pixelseg.engine.precision import cpu_has_native_bf16
     from pixelseg.inference.predictor import Predictor
     from pixelseg.models.registry import create_model
 
     flops = forward_flops(create_model("unet_resnet34", num_classes=2, in_channels=1), 1)
     rows = []
-    from pixelseg.engine.precision import cpu_has_native_bf16
-
     compiled_paths = ["fp32", "bf16"] if cpu_has_native_bf16() else ["fp32"]
     settings = [(p, False) for p in PRECISIONS] + [(p, True) for p in compiled_paths]
     for precision, compiled in settings:
         predictor = Predictor.from_run(
             run_dir, precision=precision, tile="off", compile_model=compiled
         )
-        start = time.perf_counter()
-        predictor.predict(images[0])  # the plan (measured, calibrated, compiled) and warm-up
-        first_call = time.perf_counter() - start
-        for batch in BATCHES:
-            chunk = images[:batch]
-
-            def run(predictor: Any = predictor, chunk: list[np.ndarray] = chunk) -> None:
-                for image in chunk:
-                    predictor.predict(image)
-
-            rate = images_per_second(run, batch)
-            assert predictor.plan is not None
-            path = f"{precision} + torch.compile" if compiled else precision
-            rows.append({"side": "pixelseg unet_resnet34 Predictor", "path": path,
-                         "plan": predictor.plan.name, "reason": predictor.plan.reason,
-                         "batch": batch, "images_per_s": rate, "first_call_s": first_call,
-                         "gflop_per_image": flops / 1e9})  # fmt: skip
-            print(rows[-1], flush=True)
+        path = f"{precision} + torch.compile" if compiled else precision
+        rows += timed_rows(predictor, images, side="pixelseg unet_resnet34 Predictor",
+                           path=path, flops=flops)  # fmt: skip
     return rows
 
 
@@ -184,23 +212,14 @@ def onnx_rows(run_dir: Path, images: list[np.ndarray]) -> list[dict[str, Any]]:
         export_onnx(run_dir, path)
     predictor = load_onnx_predictor(path, tile="off")
     flops = forward_flops(create_model("unet_resnet34", num_classes=2, in_channels=1), 1)
-    rows = []
-    for batch in BATCHES:
-        chunk = images[:batch]
-
-        def run(chunk: list[np.ndarray] = chunk) -> None:
-            for image in chunk:
-                predictor.predict(image)
-
-        rate = images_per_second(run, batch)
-        rows.append({"side": "pixelseg unet_resnet34 onnxruntime", "path": "fp32 (ONNX)",
-                     "plan": "onnxruntime", "batch": batch, "images_per_s": rate,
-                     "gflop_per_image": flops / 1e9})  # fmt: skip
-        print(rows[-1], flush=True)
-    return rows
+    rows = timed_rows(predictor, images, side="pixelseg unet_resnet34 onnxruntime",
+                      path="fp32 (ONNX)", flops=flops)  # fmt: skip
+    return [{**row, "plan": "onnxruntime", "reason": "onnxruntime's CPU provider"} for row in rows]
 
 
-def agreement_rows(run_dir: Path) -> list[dict[str, Any]]:
+def agreement_rows(
+    run_dir: Path, paths: Sequence[tuple[str, bool]] | None = None
+) -> list[dict[str, Any]]:
     """Pixel agreement and mIoU of each path against fp32 on the run's val split."""
     from pixelseg.inference.evaluate import evaluate_predictor
     from pixelseg.inference.predictor import Predictor
@@ -224,7 +243,9 @@ def agreement_rows(run_dir: Path) -> list[dict[str, Any]]:
 
     reference_labels = labels(reference)
     rows = []
-    for precision, compiled in [(p, False) for p in PRECISIONS if p != "fp32"] + [("fp32", True)]:
+    if paths is None:
+        paths = [(p, False) for p in PRECISIONS if p != "fp32"] + [("fp32", True)]
+    for precision, compiled in paths:
         predictor = Predictor.from_run(
             run_dir, precision=precision, tile="off", compile_model=compiled
         )
@@ -364,8 +385,9 @@ def inference_section(results_dir: Path) -> list[str]:
         f"{data['native_bf16']}), {machine['torch_threads']} threads, commit "
         f"{machine['git_commit']}. GEMM rate of a 2048² product in the same run: fp32 "
         f"{gemm['fp32']:.0f} GFLOP/s, bf16 {gemm['bf16']:.0f} GFLOP/s. pixelseg's rows go "
-        "through its Predictor one image at a time (normalisation, padding, softmax, argmax "
-        "included) on ISBI's val images 20-27; smp's run the bare model on a batch. int8: "
+        "through its Predictor (decoding, normalisation, padding, softmax, argmax included) "
+        "on ISBI's val images 20-27, batch 8 in one forward pass as `predict --batch 8` "
+        "runs them; smp's run the bare model on a batch. int8: "
         "torch.ao FX post-training quantisation (x86 backend), calibrated on 8 training "
         "images. First call: the first image, with what a Predictor does once (auto: measure "
         "its candidates; int8: calibrate; torch.compile: compile), outside the timed repeats.",
@@ -374,7 +396,7 @@ def inference_section(results_dir: Path) -> list[str]:
         "| First call s |",
         "|---|---|---:|---:|---:|---:|---:|---:|",
     ]
-    for row in [*data["peer"], *data["pixelseg"]]:
+    for row in [*data["peer"], *data["pixelseg"], *data.get("shipped", [])]:
         rate = row["images_per_s"]
         gflops = rate * row["gflop_per_image"]
         path_name = row["path"] if "plan" not in row else f"{row['path']} ({row['plan']})"
@@ -386,7 +408,11 @@ def inference_section(results_dir: Path) -> list[str]:
         )
     out += ["", "| Path vs fp32 on ISBI val | Plan | Pixels agreeing | mIoU | fp32 mIoU |",
             "|---|---|---:|---:|---:|"]  # fmt: skip
-    for row in data["agreement"]:
+    shipped_agreement = [
+        {**row, "path": f"{row['path']}, shipped config's unet_resnet18 (GroupNorm)"}
+        for row in data.get("shipped_agreement", [])
+    ]
+    for row in [*data["agreement"], *shipped_agreement]:
         out.append(
             f"| {row['path']} | {row['plan']} | {100 * row['pixel_agreement']:.2f} % "
             f"| {100 * row['miou']:.2f} | {100 * row['fp32_miou']:.2f} |"
@@ -442,6 +468,11 @@ def _targets(data: dict[str, Any], best_peer: dict[int, Any], gemm: float) -> li
         line(f"default path ahead of the peer's best easy setting, batch {batch}",
              f"{auto['images_per_s']:.2f} vs {peer['images_per_s']:.2f} images/s "
              f"({peer['path']})", auto["images_per_s"] > peer["images_per_s"])  # fmt: skip
+    for row in data.get("shipped", []):
+        if row["path"] == "auto":
+            share = row["images_per_s"] * row["gflop_per_image"] / gemm
+            line(f"shipped config's model, default path >= 90 % of fp32 GEMM, batch {row['batch']}",
+                 f"{100 * share:.0f} % ({row['plan']})", share >= 0.9)  # fmt: skip
     for path in ("int8", "bf16"):
         if (path, 1) not in rows or path not in agree:
             continue
@@ -479,8 +510,9 @@ def main(argv: Sequence[str] | None = None) -> int:
     from pixelseg.inference.plans import PLANS_FILE
 
     native = cpu_has_native_bf16()
-    run_dir = train_run(args.train_seconds)
-    (run_dir / PLANS_FILE).unlink(missing_ok=True)  # auto measures here, now
+    run_dir, shipped = train_run(args.train_seconds), train_run(args.train_seconds, shipped=True)
+    for trained in (run_dir, shipped):
+        (trained / PLANS_FILE).unlink(missing_ok=True)  # auto measures here, now
     images = [
         np.asarray(Image.open(ISBI_ROOT / "images" / f"{index}.png").convert("L"))[..., None]
         for index in VAL_IMAGES
@@ -492,6 +524,8 @@ def main(argv: Sequence[str] | None = None) -> int:
         "peer": peer_rows(1, native),
         "pixelseg": predictor_rows(run_dir, images) + onnx_rows(run_dir, images),
         "agreement": agreement_rows(run_dir),
+        "shipped": shipped_rows(shipped, images),
+        "shipped_agreement": agreement_rows(shipped, paths=[("auto", False)]),
         "seams": seam_row(),
     }
     scene = large_scene(RUN_DIR.parent / "bench-scene" / f"scene-{args.tiled_size}.tif",

@@ -88,6 +88,16 @@ def test_the_section_quotes_every_row_against_the_peer(tmp_path: Path) -> None:
             "merge_seconds": 1.0,
         },
     }
+    data["shipped"] = [
+        {
+            **row,
+            "side": "pixelseg unet_resnet18 GroupNorm (shipped config)",
+            "gflop_per_image": 30.0,
+        }
+        for row in ours
+        if row["path"] == "auto"
+    ]
+    data["shipped_agreement"] = [{**data["agreement"][0], "plan": "int8"}]
     (tmp_path / "inference_speed.json").write_text(json.dumps(data))
     text = "\n".join(inference_speed.inference_section(tmp_path))
     # 3 images/s at 60 GFLOP each is 180 GFLOP/s: 90 % of the GEMM rate, 1.5x the best peer.
@@ -102,6 +112,9 @@ def test_the_section_quotes_every_row_against_the_peer(tmp_path: Path) -> None:
     assert "| 1.60x (worse batch), 99.60 %, +0.20 points | no |" in text
     assert "| 8192² image under 2 GB peak memory | 2.04 GB | no |" in text
     assert "streamed strip by strip" in text
+    # The shipped config's model: 3 images/s at 30 GFLOP is 45 % of the 200 GFLOP/s GEMM rate.
+    assert "GEMM, batch 1 | 45 % (bf16+channels_last) | no |" in text
+    assert "| auto, shipped config's unet_resnet18 (GroupNorm) | int8 | 99.90 % |" in text
     assert "| auto | bf16+channels_last | 99.90 % | 70.00 | 71.00 |" in text
     assert "0 objects split, 0 lost" in text
     assert inference_speed.inference_section(tmp_path / "missing") == []

@@ -23,11 +23,13 @@ from pixelseg.engine.distributed import (
 from pixelseg.engine.precision import resolve_device
 from pixelseg.engine.progress import progress_bar
 from pixelseg.errors import ConfigError, DataError
+from pixelseg.inference.batched import batch_size, predict_batch
 from pixelseg.inference.inputs import output_folders
 from pixelseg.inference.manifest import Manifest, merge_parts, origin_of
 from pixelseg.inference.outputs import output_writer
 from pixelseg.inference.predictor import Predictor
-from pixelseg.inference.streaming import predict_streamed, streams
+from pixelseg.inference.prepared import PreparedImage
+from pixelseg.inference.streaming import predict_streamed_file, streams
 from pixelseg.inference.tiling import TileSpec
 from pixelseg.structures import SemanticPrediction
 
@@ -69,6 +71,7 @@ def predict_files(
     folders: list[Path] | None = None,
     overwrite: bool = False,
     probability_dtype: str = "float32",
+    batch: int = 1,
 ) -> tuple[int, int]:
     """Write each image's outputs (see :mod:`pixelseg.inference.outputs`) into ``out``.
 
@@ -89,6 +92,7 @@ def predict_files(
         overwrite: redo the outputs that exist.
         probability_dtype: ``float32``, ``float16`` or ``uint8`` (see
             :data:`~pixelseg.inference.probability_maps.PROBABILITY_DTYPES`).
+        batch: images of one size per forward pass (:mod:`pixelseg.inference.batched`).
 
     Returns:
         ``(written, skipped)`` counts.
@@ -139,60 +143,53 @@ def predict_files(
             todo.append((path, label_path, overlay_path, header if stream else None))
     written = 0
     # Images are decoded in threads (PIL, GDAL and NumPy release the GIL) while the model runs
-    # on the one before; at most PREFETCH decoded images wait in memory.
+    # on the ones before; at most PREFETCH (or a batch) decoded images wait in memory.
     decoded = [item[0] for item in todo if item[3] is None]
+    pending: list[tuple[tuple[Path, Path, Path], PreparedImage]] = []
+
+    def finish(path: Path, label_path: Path) -> None:
+        nonlocal written
+        if manifest is not None:
+            manifest.record(label_path, path)
+        written += 1
+        advance()
+
+    def flush() -> None:  # the waiting images in one forward pass where they allow it
+        for ((path, label_path, overlay_path), prepared), prediction in zip(
+            pending, predict_batch(predictor, [item for _, item in pending])
+        ):
+            writer.write(path, prepared, prediction, label_path, overlay_path)
+            if warnings is not None:
+                warnings.extend(prepared.warnings)
+            finish(path, label_path)
+        pending.clear()
+
     with (
         progress_bar("predict", total=len(todo)) as advance,
         ThreadPoolExecutor(max_workers=DECODE_THREADS) as pool,
     ):
-        loads = deque(pool.submit(predictor.load, image) for image in decoded[:PREFETCH])
+        ahead = max(PREFETCH, batch)
+        loads = deque(pool.submit(predictor.load, image) for image in decoded[:ahead])
         queued = len(loads)
         for path, label_path, overlay_path, streamed in todo:
             if streamed is not None:
-                _predict_streamed(predictor, path, streamed, label_path)
-            else:
-                prepared = loads.popleft().result()
-                if queued < len(decoded):
-                    loads.append(pool.submit(predictor.load, decoded[queued]))
-                    queued += 1
-                prediction = predictor.predict_prepared(prepared)
-                writer.write(path, prepared, prediction, label_path, overlay_path)
-                if warnings is not None:
-                    warnings += prepared.warnings
-            if manifest is not None:
-                manifest.record(label_path, path)
-            written += 1
-            advance()
+                flush()
+                predict_streamed_file(predictor, path, streamed, label_path)
+                finish(path, label_path)
+                continue
+            prepared = loads.popleft().result()
+            if queued < len(decoded):
+                loads.append(pool.submit(predictor.load, decoded[queued]))
+                queued += 1
+            shape = prepared.normalized.shape
+            if pending and (len(pending) >= batch or pending[0][1].normalized.shape != shape):
+                flush()
+            pending.append(((path, label_path, overlay_path), prepared))
+        flush()
     writer.close()
     if manifest is not None:
         manifest.save()
     return written, skipped
-
-
-def _predict_streamed(
-    predictor: Predictor, path: Path, header: ImageHeader, label_path: Path
-) -> None:
-    """A raster too large for memory, window by window (labels only)."""
-    from pixelseg.inference.outputs import unlabelled_value
-
-    tile = predictor.tile
-    if not isinstance(tile, TileSpec):
-        crop = predictor.config.train.crop_size if predictor.config is not None else None
-        tile = TileSpec.from_crop(crop)
-    Console(stderr=True, highlight=False).print(
-        f"{path}: streamed window by window in {tile.size}-px tiles (too large for memory); "
-        "label image only, no overlay or probabilities",
-        soft_wrap=True,
-    )
-    predict_streamed(
-        predictor,
-        path,
-        header,
-        label_path,
-        tile,
-        unlabelled=unlabelled_value(predictor.ignore_index),
-        palette=predictor.info.palette,
-    )
 
 
 def parse_tile(tile: str, overlap: int | None) -> str | TileSpec:
@@ -230,6 +227,7 @@ def predict_command(
     probability_dtype: str = "float32",
     engine: str = "pytorch",
     compile_model: bool = False,
+    batch: str = "auto",
 ) -> int:
     """The ``pixelseg predict`` subcommand.
 
@@ -248,6 +246,8 @@ def predict_command(
         engine: ``pytorch``, or ``onnxruntime`` (the run's ``export/model.onnx``; ``run_dir``
             may also be an exported ``.onnx`` file, which holds everything needed).
         compile_model: run the model through ``torch.compile`` (pytorch engine).
+        batch: images per forward pass, or ``auto``
+            (:func:`~pixelseg.inference.batched.batch_size`).
     """
     pairs = output_folders(inputs)
     if launched_by_torchrun():  # each rank predicts its share of the files
@@ -277,6 +277,7 @@ def predict_command(
         folders=folders,
         overwrite=overwrite,
         probability_dtype=probability_dtype,
+        batch=batch_size(batch, predictor.device),
     )
     if is_distributed():
         barrier()  # every rank saved its manifest part

@@ -136,6 +136,8 @@ class Predictor:
     def _use(self, plan: InferencePlan, model: torch.nn.Module) -> None:
         if self.compile_model and plan.precision != "int8":
             plan, model = dataclasses.replace(plan, compiled=True), Compiled(model)
+        elif self.compile_model:  # torch.ao's quantised kernels are not inductor's to fuse
+            plan = dataclasses.replace(plan, reason=plan.reason + "; not compiled (int8)")
         self.plan, self.model, self.precision = plan, model, plan.precision
         self.autocast = autocast_factory(plan.precision, self.device)
 

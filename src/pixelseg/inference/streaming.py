@@ -132,3 +132,32 @@ def _forward(predictor: Predictor) -> Callable[[torch.Tensor], torch.Tensor]:
         return predictor.task.dense_forward(predictor.model, batch, autocast=predictor.autocast)
 
     return with_tta(forward) if predictor.tta else forward
+
+
+def predict_streamed_file(
+    predictor: Predictor, path: Path, header: ImageHeader, label_path: Path
+) -> None:
+    """``pixelseg predict`` of a raster too large for memory: :func:`predict_streamed` with
+    the Predictor's tiles (default: from the training crop), labels only, said on the console."""
+    from rich.console import Console
+
+    from pixelseg.inference.outputs import unlabelled_value
+
+    tile = predictor.tile
+    if not isinstance(tile, TileSpec):
+        crop = predictor.config.train.crop_size if predictor.config is not None else None
+        tile = TileSpec.from_crop(crop)
+    Console(stderr=True, highlight=False).print(
+        f"{path}: streamed window by window in {tile.size}-px tiles (too large for memory); "
+        "label image only, no overlay or probabilities",
+        soft_wrap=True,
+    )
+    predict_streamed(
+        predictor,
+        path,
+        header,
+        label_path,
+        tile,
+        unlabelled=unlabelled_value(predictor.ignore_index),
+        palette=predictor.info.palette,
+    )
