@@ -233,6 +233,18 @@ def main(argv: Sequence[str] | None = None) -> int:
     args = parser.parse_args(argv)
     if int(os.environ.get("WORLD_SIZE", "1")) > 1:  # under torchrun: say which process speaks
         args.command = f"{args.command} (rank {os.environ.get('RANK', '?')})"
+        code = _dispatch(args, argv)
+        # Everything is written and the group left: skip the interpreter's teardown, where
+        # gloo's threads sometimes aborted the process ("terminate called without an active
+        # exception", SIGABRT) after the work was done.
+        sys.stdout.flush()
+        sys.stderr.flush()
+        os._exit(code)
+    return _dispatch(args, argv)
+
+
+def _dispatch(args: argparse.Namespace, argv: Sequence[str] | None) -> int:
+    """Run the parsed command; errors become one line and an exit status."""
     try:
         return int(args.func(args))
     except PixelsegError as exc:

@@ -8,6 +8,7 @@ to OUT (rank 0).
 from __future__ import annotations
 
 import json
+import os
 import sys
 from contextlib import nullcontext
 from pathlib import Path
@@ -18,7 +19,12 @@ import torch.distributed as dist
 from pixelseg.engine import run_dir as rd
 from pixelseg.engine.checkpoint import load_checkpoint
 from pixelseg.engine.ddp import val_indices
-from pixelseg.engine.distributed import init_from_environment, is_distributed, is_main_process
+from pixelseg.engine.distributed import (
+    init_from_environment,
+    is_distributed,
+    is_main_process,
+    shutdown,
+)
 from pixelseg.engine.loop import evaluate
 from pixelseg.engine.training import validation_loader
 from pixelseg.tasks.registry import get_task
@@ -44,10 +50,13 @@ def _evaluate(run: Path, out: Path) -> None:
         keep = ("confusion_matrix", "miou", "matching_ap50", "count_mae", "loss", "num_images")
         record = {k: result[k] for k in keep if k in result}
         out.write_text(json.dumps({**record, "shard_sizes": sizes}), encoding="utf-8")
-    if is_distributed():
-        dist.destroy_process_group()
+    shutdown()
 
 
 if __name__ == "__main__":
     if sys.argv[1] == "evaluate":
         _evaluate(Path(sys.argv[2]), Path(sys.argv[3]))
+        if is_distributed() or "LOCAL_RANK" in os.environ:  # as the CLI does under torchrun
+            sys.stdout.flush()
+            sys.stderr.flush()
+            os._exit(0)
