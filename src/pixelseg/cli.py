@@ -13,10 +13,9 @@ import errno
 import os
 import sys
 from collections.abc import Callable, Sequence
-from pathlib import Path
 
 from pixelseg import __version__
-from pixelseg.errors import PixelsegError
+from pixelseg.errors import PixelsegError, write_crash_log
 
 #: ``OSError`` numbers that mean the output cannot be written (said in one line).
 UNWRITABLE = frozenset({errno.ENOSPC, errno.EDQUOT, errno.EROFS, errno.EACCES, errno.EPERM})
@@ -284,25 +283,6 @@ def _internal_error(command: str, argv: Sequence[str] | None, exc: Exception) ->
         file=sys.stderr,
     )
     return 1
-
-
-def write_crash_log(argv: Sequence[str] | None) -> Path:
-    """Write the current exception's traceback and the command line to a crash log file.
-
-    The file goes to ``$PIXELSEG_CRASH_DIR`` (default: the system temporary folder), named by
-    the time and process id.
-    """
-    import os
-    import tempfile
-    import time
-    import traceback
-
-    folder = Path(os.environ.get("PIXELSEG_CRASH_DIR") or tempfile.gettempdir())
-    folder.mkdir(parents=True, exist_ok=True)
-    path = folder / f"pixelseg-crash-{time.strftime('%Y%m%d-%H%M%S')}-{os.getpid()}.log"
-    command = " ".join(["pixelseg", *(sys.argv[1:] if argv is None else argv)])
-    path.write_text(f"{command}\n\n{traceback.format_exc()}", encoding="utf-8")
-    return path
 
 
 if __name__ == "__main__":

@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+from collections.abc import Sequence
 from pathlib import Path
 
 
@@ -27,3 +28,23 @@ class DataError(PixelsegError):
 
 class CheckpointError(PixelsegError):
     """A run directory or checkpoint is missing, corrupted or not a safetensors file."""
+
+
+def write_crash_log(argv: Sequence[str] | None) -> Path:
+    """Write the current exception's traceback and the command line to a crash log file.
+
+    The file goes to ``$PIXELSEG_CRASH_DIR`` (default: the system temporary folder), named by
+    the time and process id.
+    """
+    import os
+    import sys
+    import tempfile
+    import time
+    import traceback
+
+    folder = Path(os.environ.get("PIXELSEG_CRASH_DIR") or tempfile.gettempdir())
+    folder.mkdir(parents=True, exist_ok=True)
+    path = folder / f"pixelseg-crash-{time.strftime('%Y%m%d-%H%M%S')}-{os.getpid()}.log"
+    command = " ".join(["pixelseg", *(sys.argv[1:] if argv is None else argv)])
+    path.write_text(f"{command}\n\n{traceback.format_exc()}", encoding="utf-8")
+    return path
