@@ -72,9 +72,9 @@ def local_device(device: torch.device) -> torch.device:
 
 
 def shutdown() -> None:
-    """Leave the process group (a no-op without one), every rank together: a rank that tore
-    its gloo group down while rank 0 was still writing sometimes aborted at exit
-    ("terminate called without an active exception", about 1 launch in 20 in the tests)."""
+    """Leave the process group (a no-op without one), every rank together, so that no rank
+    tears its group down while rank 0 still writes (the CLI then skips the interpreter's
+    teardown under torchrun: see :func:`pixelseg.cli.main`)."""
     if is_distributed():
         dist.barrier()
         dist.destroy_process_group()

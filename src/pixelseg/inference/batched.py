@@ -16,7 +16,6 @@ from pixelseg.errors import ConfigError
 from pixelseg.inference.nodata import without_nodata
 from pixelseg.inference.predictor import Predictor
 from pixelseg.inference.prepared import PreparedImage
-from pixelseg.inference.tiling import choose_tiles
 from pixelseg.structures import Prediction, Region
 
 #: Images per forward pass with ``--batch auto`` on a GPU.
@@ -43,9 +42,7 @@ def batchable(predictor: Predictor, prepared: PreparedImage) -> bool:
     without test-time augmentation."""
     if not predictor.task.dense_output or predictor.tta:
         return False
-    crop = predictor.config.train.crop_size if predictor.config is not None else None
-    size = (prepared.image.shape[0], prepared.image.shape[1])
-    return choose_tiles(predictor.tile, size=size, crop_size=crop) is None
+    return predictor.tiles_for((prepared.image.shape[0], prepared.image.shape[1])) is None
 
 
 def predict_batch(predictor: Predictor, images: list[PreparedImage]) -> list[Prediction]:

@@ -52,7 +52,7 @@ def choose_plan(predictor: Any, image: torch.Tensor) -> tuple[InferencePlan, nn.
         image,
         classes=len(predictor.info.class_names),
         device=predictor.device,
-        int8=lambda: auto_int8(predictor),
+        int8=None if known is not None else lambda: auto_int8(predictor),  # kept int8: failed
     )
     if source is not None:
         save_plan(source[0], key, plan)

@@ -259,14 +259,15 @@ class Predictor:
         prepared = self.load(image)
         return prepared.image, prepared.normalized
 
+    def tiles_for(self, size: tuple[int, int]) -> TileSpec | None:
+        """The tiles an image of ``size`` is predicted in, or ``None`` (whole)."""
+        crop = self.config.train.crop_size if self.config is not None else None
+        return choose_tiles(self.tile, size=size, crop_size=crop)
+
     def predict_prepared(self, prepared: PreparedImage) -> Prediction:
         """Predict a :meth:`load`-ed image; nothing is predicted on its nodata pixels."""
         height, width = prepared.image.shape[:2]
-        spec = choose_tiles(
-            self.tile,
-            size=(height, width),
-            crop_size=self.config.train.crop_size if self.config is not None else None,
-        )
+        spec = self.tiles_for((height, width))
         prediction: Prediction
         self.plan_for(prepared.normalized)
         if spec is not None or self.tta:
