@@ -104,11 +104,28 @@ def measure() -> dict[str, Any]:
 
 
 def precision_section(results_dir: Path) -> list[str]:
-    """The Markdown section for ``docs/benchmarks.md`` (empty if not measured)."""
-    path = Path(results_dir) / "precision.json"
-    if not path.is_file():
+    """The Markdown section for ``docs/benchmarks.md``: one table per ``precision*.json``.
+
+    Each file is one CPU's measurement (``precision.json`` and, for example,
+    ``precision_amx.json`` from a CPU with AMX); empty if none was measured.
+    """
+    paths = sorted(Path(results_dir).glob("precision*.json"))
+    if not paths:
         return []
-    data = json.loads(path.read_text(encoding="utf-8"))
+    out = [
+        "## Precision: bf16 autocast vs fp32 on these CPUs",
+        "",
+        "Measured by `python bench/precision_speed.py`. `--precision auto` on a CPU picks bf16 "
+        "only with AMX. Both sides of every benchmark use the same precision (fp32).",
+        "",
+    ]
+    for path in paths:
+        out += _precision_table(json.loads(path.read_text(encoding="utf-8")))
+    return out
+
+
+def _precision_table(data: dict[str, Any]) -> list[str]:
+    """One CPU's rows, with whether ``auto``'s rule agrees with them."""
     steps = [r["bf16_s"] / r["fp32_s"] for r in data["rows"] if r["what"].startswith("train")]
     auto_bf16 = bool(data["amx"])
     faster = bool(steps) and min(steps) < 0.9
@@ -122,12 +139,11 @@ def precision_section(results_dir: Path) -> list[str]:
         )
     else:
         verdict = "although bf16 was not faster here"
+    machine = data.get("machine", {})
     out = [
-        "## Precision: bf16 autocast vs fp32 on this CPU",
-        "",
-        f"Native bf16 (oneDNN): {data['native_bf16']}; AMX: {data['amx']}. Measured by "
-        "`python bench/precision_speed.py`. `--precision auto` on a CPU picks bf16 only with "
-        f"AMX, {verdict}. Both sides of every benchmark use the same precision.",
+        f"{machine.get('lscpu_model', 'unknown CPU')} (commit "
+        f"{str(machine.get('git_commit', '?'))[:7]}): native bf16 (oneDNN) {data['native_bf16']}, "
+        f"AMX {data['amx']}; `auto` trains in {'bf16' if auto_bf16 else 'fp32'} here, {verdict}.",
         "",
         "| What | Threads | fp32 s | bf16 s | bf16 / fp32 |",
         "|---|---:|---:|---:|---:|",

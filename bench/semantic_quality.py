@@ -84,6 +84,10 @@ def bench_config(
         overrides.append(f'model.name="{model}"')
     overrides += list(sets)
     overrides += [f"train.max_time={float(budget)}", f"train.seed={int(seed)}"]
+    # Equal precision on both sides: the plain peer trains in fp32, as a user's loop does, and
+    # on a CPU with AMX pixelseg's ``precision = "auto"`` would train in bf16 (a faster step:
+    # ``bench/precision_speed.py``), so every row here is fp32, as ``auto`` is on other CPUs.
+    overrides += ['train.precision="fp32"']
     # The budget alone ends every run: no epoch cap (early stopping is off under a budget by
     # pixelseg's default, which the runs keep).
     overrides += [f"train.epochs={BENCH_EPOCHS}"]

@@ -144,3 +144,9 @@ def test_plain_peer_reads_the_shared_data_as_pixelseg_does(dataset: str) -> None
     np.testing.assert_array_equal(image, stored)
     if dataset == "drive":
         assert (labels == 255).any()  # the field of view leaves pixels out
+
+
+def test_bench_rows_train_in_fp32_on_every_cpu() -> None:
+    """Equal precision: pixelseg's rows are fp32 like the plain peer's, AMX or not."""
+    config = semantic_quality.bench_config("isbi2012", "pixelseg", (), 1.0, 0, split="test")
+    assert config.train.precision == "fp32"
