@@ -211,7 +211,7 @@ def probe_train_speed(
     steps: int = 3,
     device: str = "auto",
 ) -> dict[str, float]:
-    """Time ``steps`` optimizer steps (after one untimed warm-up) as the run will take them.
+    """Time ``steps`` optimizer steps (after two untimed warm-ups) as the run will take them.
 
     Same batch and crop size, precision, channels-last, AdamW and gradient clipping as the run;
     the batch is synthetic (random images and labels), since speed does not depend on content.
@@ -247,12 +247,16 @@ def probe_train_speed(
 
 
 def time_steps(step: Callable[[], None], *, steps: int, batch_size: int) -> dict[str, float]:
-    """Time ``steps`` calls of ``step`` after one untimed warm-up call.
+    """Time ``steps`` calls of ``step`` after two untimed warm-up calls.
+
+    Two, since the second step in a process was still slower than the ones after it (oneDNN
+    primitive creation and allocator growth spill over the first).
 
     Returns:
         ``steps_per_second``, ``images_per_second``, ``seconds_per_step`` and ``steps`` (timed).
     """
-    step()  # warm-up: oneDNN primitive creation and allocator growth
+    for _ in range(2):  # warm-up
+        step()
     start = time.perf_counter()
     for _ in range(steps):
         step()

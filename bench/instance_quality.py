@@ -71,13 +71,17 @@ def probe_job(config: Config, *, steps: int = 2) -> dict[str, Any]:
     """Time training steps of the config's job on real training crops (after a warm-up).
 
     The probe trains the job's own fresh model (thrown away afterwards) with AdamW, the run's
-    batch and crop size and precision; loading is excluded (the batches are read first).
+    batch and crop size and precision; loading is excluded (the batches are read first). The
+    steps run with pixelseg's allocator setting (:mod:`pixelseg.engine.allocator`), as the
+    run's will.
     """
     from torch.utils.data import DataLoader
 
+    from pixelseg.engine.allocator import keep_freed_memory
     from pixelseg.engine.precision import autocast_factory, resolve_device, resolve_precision
     from pixelseg.tasks.registry import get_task
 
+    keep_freed_memory()
     job = get_task(config.task).build_job(config, ("train",), None)
     dev = resolve_device("auto")
     autocast = autocast_factory(resolve_precision(config.train.precision, dev), dev)
@@ -88,7 +92,7 @@ def probe_job(config: Config, *, steps: int = 2) -> dict[str, Any]:
         collate_fn=job.collate,
         generator=torch.Generator().manual_seed(0),
     )
-    batches = [batch.to(dev) for batch, _ in zip(loader, range(steps + 1))]
+    batches = [batch.to(dev) for batch, _ in zip(loader, range(steps + 2))]
     model = job.model.to(dev).train()
     optimizer = torch.optim.AdamW(model.parameters(), lr=config.train.lr)
 

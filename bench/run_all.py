@@ -22,6 +22,7 @@ from __future__ import annotations
 import argparse
 import fnmatch
 import re
+import subprocess
 import sys
 import time
 import traceback
@@ -244,6 +245,48 @@ def run_probe(results_dir: Path, budget: float, steps: int) -> int:
     return 0
 
 
+def run_row(row: Row, results_dir: Path, probe_steps: int) -> bool:
+    """Run one row in this process and write its JSON; False when it failed (traceback shown)."""
+    try:
+        if row.group == "instance":
+            run_instance(
+                method=row.model, budget=row.budget, seed=row.seed,
+                out=results_dir / f"{row.name}.json",
+            )  # fmt: skip
+        else:
+            run_quality(
+                dataset=row.dataset,
+                model=row.model,
+                budget=row.budget,
+                seed=row.seed,
+                sets=row.sets,
+                out=results_dir / f"{row.name}.json",
+                group=row.group,
+                label=row.label,
+                probe_steps=probe_steps,
+                split=row.split,
+                checkpoint=row.checkpoint,
+                **dict(row.options),
+            )
+    except Exception:  # one broken row must not cost the others; reported at the end
+        traceback.print_exc()
+        return False
+    return True
+
+
+def run_row_in_new_process(row: Row, args: argparse.Namespace) -> bool:
+    """Run one row in a fresh Python process (``--row``), so that nothing a row sets in its
+    process (pixelseg's allocator setting, thread pools, caches) carries over to the next."""
+    command = [sys.executable, str(Path(__file__).resolve()), "--row", row.name]
+    for flag in ("budget", "ablation_budget", "ttq_budget", "instance_budget", "probe_steps"):
+        value = getattr(args, flag)
+        if value is not None:
+            command += [f"--{flag.replace('_', '-')}", str(value)]
+    if args.results_dir is not None:
+        command += ["--results-dir", str(args.results_dir)]
+    return subprocess.run(command, check=False).returncode == 0
+
+
 def main(argv: Sequence[str] | None = None) -> int:
     """Command line entry point."""
     parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
@@ -263,6 +306,7 @@ def main(argv: Sequence[str] | None = None) -> int:
     parser.add_argument("--results-dir", type=Path, help="default bench/results (quick: …/quick)")
     parser.add_argument("--report", type=Path, help="default docs/benchmarks.md")
     parser.add_argument("--list", action="store_true", help="list the rows and exit")
+    parser.add_argument("--row", help="run exactly this row here (what each row's process runs)")
     args = parser.parse_args(argv)
     results_dir = args.results_dir or (RESULTS_DIR / "quick" if args.quick else RESULTS_DIR)
     report = args.report or (
@@ -278,7 +322,9 @@ def main(argv: Sequence[str] | None = None) -> int:
         probe_steps = args.probe_steps
     if args.probe:
         return run_probe(results_dir, args.budget or 600.0, probe_steps)
-    rows = select(rows, args.only)
+    rows = [r for r in rows if r.name == args.row] if args.row else select(rows, args.only)
+    if args.row and not rows:
+        parser.error(f"--row {args.row}: no such row (--list shows them)")
     if not smp_version() and any(r.model in PEERS for r in rows):
         if not args.quick:
             parser.error(
@@ -310,34 +356,15 @@ def main(argv: Sequence[str] | None = None) -> int:
     for index, row in enumerate(todo, 1):
         print(f"\n=== [{index}/{len(todo)}] {row.name} ===", flush=True)
         start = time.perf_counter()
-        try:
-            if row.group == "instance":
-                run_instance(
-                    method=row.model,
-                    budget=row.budget,
-                    seed=row.seed,
-                    out=results_dir / f"{row.name}.json",
-                )
-            else:
-                run_quality(
-                    dataset=row.dataset,
-                    model=row.model,
-                    budget=row.budget,
-                    seed=row.seed,
-                    sets=row.sets,
-                    out=results_dir / f"{row.name}.json",
-                    group=row.group,
-                    label=row.label,
-                    probe_steps=probe_steps,
-                    split=row.split,
-                    checkpoint=row.checkpoint,
-                    **dict(row.options),
-                )
-        except Exception:  # one broken row must not cost the others; reported at the end
-            traceback.print_exc()
+        if args.quick or args.row:
+            ok = run_row(row, results_dir, probe_steps)
+        else:
+            ok = run_row_in_new_process(row, args)
+        if not ok:
             failed.append(row.name)
-        finally:
-            print(f"=== {row.name}: {time.perf_counter() - start:.0f} s ===", flush=True)
+        print(f"=== {row.name}: {time.perf_counter() - start:.0f} s ===", flush=True)
+    if args.row:
+        return 1 if failed else 0
     precision_file = results_dir / "precision.json"
     if not args.quick and not args.only and not precision_file.is_file():
         print("\n=== precision: fp32 vs bf16 step times ===", flush=True)

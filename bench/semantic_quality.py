@@ -99,8 +99,11 @@ def probe(
 ) -> dict[str, Any]:
     """Training speed of the row's network on a synthetic batch (see ``probe_train_speed``).
 
-    The plain peer is timed with its own settings (:func:`plain_probe_config`).
+    The plain peer is timed with its own settings (:func:`plain_probe_config`); the rows that
+    train through pixelseg's engine are timed with its allocator setting
+    (:mod:`pixelseg.engine.allocator`), as their steps will run (the plain peer's without it).
     """
+    from pixelseg.engine.allocator import keep_freed_memory
     from pixelseg.models.registry import create_model
 
     data = MaskFolderDataset(config.data)
@@ -108,6 +111,8 @@ def probe(
     torch.manual_seed(0)
     network: nn.Module
     timed = config
+    if model != PLAIN_MODEL:
+        keep_freed_memory()
     if model == PLAIN_MODEL:
         import peer_plain
 

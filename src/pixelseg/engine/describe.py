@@ -4,6 +4,7 @@ from __future__ import annotations
 
 from typing import Any
 
+from pixelseg.engine.allocator import heap_setting
 from pixelseg.engine.training import Training
 
 
@@ -44,4 +45,7 @@ def describe(training: Training) -> list[str]:
         lines.append(f"validation every {training.schedule.every_steps} steps and at the end")
     else:
         lines.append(f"validation every {max(1, cfg.val_every)} epoch(s)")
+    heap = heap_setting()
+    if heap:
+        lines.append(heap)
     return lines

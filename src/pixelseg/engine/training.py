@@ -22,6 +22,7 @@ from torch.utils.data import DataLoader
 from pixelseg.config import Config
 from pixelseg.data.workers import loader_options, resolve_num_workers
 from pixelseg.engine import run_dir as rd
+from pixelseg.engine.allocator import keep_freed_memory
 from pixelseg.engine.checkpoint import load_checkpoint
 from pixelseg.engine.checkpoint_policy import CheckpointPolicy
 from pixelseg.engine.clock import Budget, Clock
@@ -190,6 +191,7 @@ def prepare_training(
         if config.task != task.name:
             raise ConfigError(f"task: the run is a {config.task!r} job, not {task.name!r}")
         train_cfg = config.train
+        keep_freed_memory()
         dev = resolve_device(device)
         init_from_environment(dev, timeout_s=train_cfg.ddp_timeout_s)
         dev = local_device(dev)
