@@ -2,6 +2,8 @@
 
 from __future__ import annotations
 
+import os
+import platform
 import subprocess
 import sys
 import textwrap
@@ -10,15 +12,11 @@ import pytest
 
 from pixelseg.engine import allocator
 
-LINUX_GLIBC = sys.platform.startswith("linux") and "glibc" in " ".join(
-    __import__("platform").libc_ver()
-)
+LINUX_GLIBC = sys.platform.startswith("linux") and platform.libc_ver()[0] == "glibc"
 
 
 def _run(code: str, **env: str) -> str:
     """Run ``code`` in a fresh interpreter (the setting is process-wide) and return stdout."""
-    import os
-
     result = subprocess.run(
         [sys.executable, "-c", textwrap.dedent(code)],
         capture_output=True,

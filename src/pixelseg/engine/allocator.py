@@ -11,7 +11,8 @@ faster (1.21-1.29 s against 1.08-1.10 s, 15 steps each; the machine's own noise 
 
 :func:`keep_freed_memory` therefore sets, once per process, ``M_MMAP_THRESHOLD`` to glibc's
 maximum of 32 MiB (which also stops its dynamic adjustment) and ``M_TRIM_THRESHOLD`` to an
-eighth of the machine's memory: the process holds on to its peak step memory for the rest of
+eighth of the machine's memory (at least 256 MiB, at most ``MAX_TRIM_THRESHOLD``: ``mallopt``
+takes a C ``int``): the process holds on to its peak step memory for the rest of
 the run, as a training run would need it again at the next step anyway. Other platforms, and
 a C library other than glibc, are left alone. ``PIXELSEG_KEEP_HEAP=0`` turns it off.
 """
@@ -28,6 +29,8 @@ M_TRIM_THRESHOLD = -1
 M_MMAP_THRESHOLD = -3
 #: glibc's largest accepted ``M_MMAP_THRESHOLD`` on 64-bit systems.
 MAX_MMAP_THRESHOLD = 32 * 1024 * 1024
+#: The largest value ``mallopt`` can take (a C ``int``): just under 2 GiB.
+MAX_TRIM_THRESHOLD = 2**31 - 1
 #: The environment variable that turns the setting off (``0``).
 ENV_SWITCH = "PIXELSEG_KEEP_HEAP"
 
@@ -66,7 +69,7 @@ def keep_freed_memory() -> str | None:
     except (OSError, AttributeError):
         return None
     mallopt.argtypes, mallopt.restype = [ctypes.c_int, ctypes.c_int], ctypes.c_int
-    trim = min(trim_threshold(physical_memory()), 2**31 - 1)
+    trim = min(trim_threshold(physical_memory()), MAX_TRIM_THRESHOLD)
     if not (mallopt(M_MMAP_THRESHOLD, MAX_MMAP_THRESHOLD) and mallopt(M_TRIM_THRESHOLD, trim)):
         return None
     _applied = (
