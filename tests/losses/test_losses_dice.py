@@ -100,3 +100,41 @@ def test_gradcheck_float64() -> None:
 def test_unknown_mode_raises() -> None:
     with pytest.raises(ValueError, match="mode"):
         DiceLoss(mode="multilabel")
+
+
+def _one_hot_dice(logits: torch.Tensor, target: torch.Tensor, smooth: float = 1.0) -> torch.Tensor:
+    """The textbook multiclass soft Dice: one-hot truth, elementwise products (reference)."""
+    valid = (target != IGNORE).unsqueeze(1).to(logits.dtype)
+    labels = torch.where(target != IGNORE, target, torch.zeros_like(target))
+    probs = logits.softmax(1) * valid
+    truth = torch.nn.functional.one_hot(labels, logits.shape[1]).permute(0, 3, 1, 2) * valid
+    inter, psum, tsum = ((probs * truth).sum((0, 2, 3)), probs.sum((0, 2, 3)), truth.sum((0, 2, 3)))
+    present = ((tsum > 0) | (psum >= 1e-5)).to(logits.dtype)
+    dice = (2 * inter + smooth) / (psum + tsum + smooth)
+    return ((1 - dice) * present).sum() / present.sum().clamp_min(1.0)
+
+
+def test_multiclass_matches_one_hot_reference_value_and_gradient() -> None:
+    g = torch.Generator().manual_seed(3)
+    logits = torch.randn(3, 6, 17, 13, generator=g, dtype=torch.float64, requires_grad=True)
+    target = torch.randint(0, 5, (3, 17, 13), generator=g)  # class 5 absent from the truth
+    target[1, :4] = IGNORE
+    ours = dice_loss(logits, target, ignore_index=IGNORE)
+    reference = _one_hot_dice(logits, target)
+    (grad_ours,) = torch.autograd.grad(ours, logits)
+    (grad_ref,) = torch.autograd.grad(reference, logits)
+    torch.testing.assert_close(ours, reference)
+    torch.testing.assert_close(grad_ours, grad_ref)
+
+
+def test_multiclass_is_bitwise_repeatable() -> None:
+    g = torch.Generator().manual_seed(4)
+    logits = torch.randn(2, 11, 64, 64, generator=g, requires_grad=True)
+    target = torch.randint(0, 11, (2, 64, 64), generator=g)
+    runs = []
+    for _ in range(3):
+        loss = dice_loss(logits, target)
+        (grad,) = torch.autograd.grad(loss, logits)
+        runs.append((loss.detach(), grad))
+    for loss, grad in runs[1:]:
+        assert torch.equal(loss, runs[0][0]) and torch.equal(grad, runs[0][1])
