@@ -14,6 +14,7 @@ from collections.abc import Sequence
 from typing import Any
 
 from common import PEER_MODEL, PLAIN_MODEL
+from provenance import measured_on
 from splits import SPLIT_TEXT
 
 Result = dict[str, Any]
@@ -36,7 +37,7 @@ QUALITY_HEADER = (
 RUN_HEADER = (
     "Dataset", "Row", "Budget s", "Steps", "Crops seen", "Probe images/s",
     "Images/s over the run", "Of the probe %", "In optimizer steps %", "Start-up s",
-    "Time breakdown (% of the wall)",
+    "Time breakdown (% of the wall)", "Measured on (CPU @ commit)",
 )  # fmt: skip
 LABELS = {
     "startup": "start-up",
@@ -316,6 +317,7 @@ def ttq_section(results: Sequence[Result]) -> list[str]:
                     _mean([step_share(r) * 100 for r in rows], "{:.1f}"),
                     _mean([startup_seconds(r) for r in rows], "{:.1f}"),
                     _breakdown_text(rows),
+                    measured_on(rows),
                 ]
             )
     out = ["## Time to quality: pixelseg against a plain smp loop (held-out test split)", ""]
@@ -335,7 +337,8 @@ def ttq_section(results: Sequence[Result]) -> list[str]:
         "validation, checkpoints and post-training included; plain peer: from the start of its "
         "data loading to its last step). Time breakdown: the run's own account (pixelseg's "
         "`summary.json`; the plain peer times its loading, its steps — forward, backward, "
-        "optimizer — and the sampling of its crops).",
+        "optimizer — and the sampling of its crops). Step counts compare only between rows "
+        "measured on the same CPU.",
         "",
     ]
     lines, missed, open_ = [], [], []
