@@ -46,7 +46,10 @@ def _cmd_train(args: argparse.Namespace) -> int:
 
 
 def _cmd_evaluate(args: argparse.Namespace) -> int:
+    from pixelseg.engine.allocator import keep_freed_memory
     from pixelseg.inference.evaluate import evaluate_command
+
+    keep_freed_memory()  # forward passes refault freed activations too (see the module)
 
     return evaluate_command(
         args.run_dir,
@@ -61,7 +64,10 @@ def _cmd_evaluate(args: argparse.Namespace) -> int:
 
 
 def _cmd_predict(args: argparse.Namespace) -> int:
+    from pixelseg.engine.allocator import keep_freed_memory
     from pixelseg.inference.predict import predict_command
+
+    keep_freed_memory()
 
     return predict_command(
         args.run_dir,

@@ -75,3 +75,28 @@ def test_environment_switch_turns_it_off() -> None:
         PIXELSEG_KEEP_HEAP="0",
     )
     assert out == "None None"
+
+
+@pytest.mark.parametrize(
+    ("argv", "module", "command"),
+    [
+        (["evaluate", "run"], "pixelseg.inference.evaluate", "evaluate_command"),
+        (["predict", "run", "image.png", "--out", "out"], "pixelseg.inference.predict",
+         "predict_command"),
+    ],
+)  # fmt: skip
+def test_evaluate_and_predict_commands_keep_freed_memory(
+    monkeypatch: pytest.MonkeyPatch, argv: list[str], module: str, command: str
+) -> None:
+    import importlib
+
+    from pixelseg import cli
+
+    calls: list[str] = []
+    monkeypatch.setattr(allocator, "keep_freed_memory", lambda: calls.append("heap") or None)
+    monkeypatch.setattr(
+        importlib.import_module(module), command, lambda *a, **k: calls.append(command) or 0
+    )
+    args = cli.build_parser().parse_args(argv)
+    assert args.func(args) == 0
+    assert calls == ["heap", command]

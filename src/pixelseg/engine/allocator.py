@@ -15,6 +15,12 @@ eighth of the machine's memory (at least 256 MiB, at most ``MAX_TRIM_THRESHOLD``
 takes a C ``int``): the process holds on to its peak step memory for the rest of
 the run, as a training run would need it again at the next step anyway. Other platforms, and
 a C library other than glibc, are left alone. ``PIXELSEG_KEEP_HEAP=0`` turns it off.
+
+Training applies it in ``prepare_training``; ``pixelseg evaluate`` and ``pixelseg predict`` at
+their start, since forward passes refault their freed activations the same way. Measured on
+the AVX2-only AMD EPYC (Zen 3): ``unet_resnet18`` forward of one 768² image, 8 passes after 2
+warm-ups, three fresh processes each: 1.61-1.78 s and 190-215k faults per pass with glibc's
+defaults, 1.27-1.57 s and 60-131k with the settings (activations over 32 MiB are still mapped).
 """
 
 from __future__ import annotations
