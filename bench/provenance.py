@@ -26,7 +26,7 @@ def cpu_class(machine: Mapping[str, Any]) -> str:
     flags = set(machine.get("cpu_flags") or [])
     if not flags:
         return model
-    if "amx_bf16" in flags or "amx_tile" in flags:
+    if "amx_bf16" in flags:  # the flag pixelseg's precision rule reads
         unit = "AMX"
     elif "avx512_bf16" in flags:
         unit = "AVX-512 BF16"

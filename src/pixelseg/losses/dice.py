@@ -70,7 +70,7 @@ def dice_loss(
         if logits.shape[1] != 1:
             raise ValueError(f"binary dice needs 1-channel logits, got {logits.shape[1]}")
         probs = torch.sigmoid(logits[:, 0]) * valid
-        truth = labels.to(logits.dtype) * valid
+        truth = labels.to(logits.dtype)  # ignored pixels already hold label 0
         intersection = (probs * truth).sum().reshape(1)
         pred_sum = probs.sum().reshape(1)
         truth_sum = truth.sum().reshape(1)
