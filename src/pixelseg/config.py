@@ -223,7 +223,8 @@ class WatershedConfig:
     the boundary (``distance_loss`` ``"l1"`` or ``"mse"``, weighted by ``distance_weight``).
     With ``tune`` the thresholds are chosen on the val split after training from the grid
     (``interior_thresholds`` x ``foreground_thresholds``, or ``h_values`` for distance
-    markers) and stored in the run directory.
+    markers, x ``keep_unseeded_values``: whether foreground without a marker becomes an object
+    or is dropped as noise) and stored in the run directory.
     """
 
     targets: str = "three_class"
@@ -239,8 +240,9 @@ class WatershedConfig:
     fill_holes: bool = True
     tune: bool = True
     interior_thresholds: tuple[float, ...] = (0.3, 0.4, 0.5, 0.6, 0.7)
-    foreground_thresholds: tuple[float, ...] = (0.4, 0.5, 0.6)
+    foreground_thresholds: tuple[float, ...] = (0.4, 0.5, 0.6, 0.7, 0.8)
     h_values: tuple[float, ...] = (0.1, 0.2, 0.3)
+    keep_unseeded_values: tuple[bool, ...] = (True, False)
 
 
 @dataclass(frozen=True)

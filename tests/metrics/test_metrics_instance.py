@@ -234,3 +234,28 @@ def test_max_detections_raised_above_100() -> None:
     perfect = InstanceEvaluator()
     perfect.update(truth, truth)
     assert perfect.compute()["coco"]["AP"] == pytest.approx(1.0)
+
+
+@pytest.mark.parametrize("dtype", [np.uint8, np.uint16, np.int32, np.int64, np.uint64])
+@pytest.mark.parametrize("background", [True, False])
+def test_overlap_equals_the_unique_based_overlap(dtype: Any, background: bool) -> None:
+    # The lookup-table path of the label mapping must give what np.unique gives: gaps in the
+    # ids, images without background, every integer dtype.
+    from pixelseg.metrics import matching
+
+    rng = np.random.default_rng(3)
+    pred = rng.choice(np.array([0, 3, 4, 9, 200], dtype=dtype), size=(30, 40))
+    true = rng.choice(np.array([0, 1, 2, 7], dtype=dtype), size=(30, 40))
+    if not background:
+        pred[pred == 0], true[true == 0] = 3, 7
+    for image in (pred, true):
+        mapped, ids = matching._sequential(image)
+        unique_ids, inverse = np.unique(image, return_inverse=True)
+        expected_ids = unique_ids[unique_ids != 0]
+        expected = inverse.reshape(image.shape) + (0 if background else 1)
+        np.testing.assert_array_equal(ids, expected_ids)
+        np.testing.assert_array_equal(mapped, expected)
+    overlap, pred_ids, true_ids = label_image_overlap(pred, true)
+    for row, p in enumerate(pred_ids):
+        for col, t in enumerate(true_ids):
+            assert overlap.intersection[row, col] == np.count_nonzero((pred == p) & (true == t))

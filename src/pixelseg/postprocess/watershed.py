@@ -75,6 +75,22 @@ def split_instances(
     Returns:
         ``(H, W)`` int32 label image, objects numbered ``1..N``.
     """
+    labels, foreground = seeded_watershed(probs, params=params, distance=distance)
+    return finish_instances(labels, foreground, params=params)
+
+
+def seeded_watershed(
+    probs: np.ndarray,
+    *,
+    params: WatershedParams = WatershedParams(),
+    distance: np.ndarray | None = None,
+) -> tuple[np.ndarray, np.ndarray]:
+    """The watershed of :func:`split_instances` before its clean-up: ``(labels, foreground)``.
+
+    Only the markers and thresholds of ``params`` matter here, so a threshold search computes
+    it once for every ``keep_unseeded`` / ``min_size`` / ``fill_holes`` it tries
+    (:func:`finish_instances`).
+    """
     if probs.ndim != 3 or probs.shape[0] != 3:
         raise ValueError(f"probs must be (3, H, W) background/interior/boundary, got {probs.shape}")
     interior = probs[INTERIOR]
@@ -90,7 +106,14 @@ def split_instances(
         surface = 1.0 - interior
     else:
         raise ValueError(f"unknown marker source {params.markers!r}")
-    labels = watershed(surface, markers, mask=foreground)
+    return watershed(surface, markers, mask=foreground), foreground
+
+
+def finish_instances(
+    labels: np.ndarray, foreground: np.ndarray, *, params: WatershedParams = WatershedParams()
+) -> np.ndarray:
+    """The clean-up of :func:`split_instances` after :func:`seeded_watershed`: unseeded
+    foreground kept or dropped, holes filled, small objects removed, ids ``1..N``."""
     if params.keep_unseeded:
         unseeded, count = ndimage.label(foreground & (labels == 0))
         if count:

@@ -133,15 +133,11 @@ def trained_run(data_config: Path, tmp_path_factory: pytest.TempPathFactory) -> 
 def test_training_tunes_and_stores_post_processing(trained_run: Path) -> None:
     stored = json.loads((trained_run / "postprocess.json").read_text())
     assert stored["tuned_on"] == "val"
-    assert len(stored["table"]) == 5 * 3  # interior x foreground thresholds
+    assert len(stored["table"]) == 5 * 5 * 2  # interior x foreground thresholds x unseeded
     best = max(row["matching_ap50_pooled"] for row in stored["table"])
     chosen = stored["chosen"]
-    row = next(
-        r
-        for r in stored["table"]
-        if (r["interior_threshold"], r["foreground_threshold"])
-        == (chosen["interior_threshold"], chosen["foreground_threshold"])
-    )
+    searched = ("interior_threshold", "foreground_threshold", "keep_unseeded")
+    row = next(r for r in stored["table"] if all(r[k] == chosen[k] for k in searched))
     assert row["matching_ap50_pooled"] == best
     info = json.loads((trained_run / "run.json").read_text())
     assert info["task"] == "watershed" and info["extra"]["postprocess"] == chosen
