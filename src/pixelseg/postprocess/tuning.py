@@ -26,11 +26,13 @@ from pixelseg.postprocess.watershed import (
 
 _DEFAULT_PARAMS = WatershedParams()
 
-#: The grid :func:`tune_watershed` searches when none is given.
+_DEFAULT_SETTINGS = WatershedConfig()
+
+#: The grid :func:`tune_watershed` searches when none is given: the config's default grid.
 DEFAULT_GRID: dict[str, tuple[Any, ...]] = {
-    "interior_threshold": (0.3, 0.4, 0.5, 0.6, 0.7),
-    "foreground_threshold": (0.4, 0.5, 0.6, 0.7, 0.8),
-    "keep_unseeded": (True, False),
+    "interior_threshold": _DEFAULT_SETTINGS.interior_thresholds,
+    "foreground_threshold": _DEFAULT_SETTINGS.foreground_thresholds,
+    "keep_unseeded": _DEFAULT_SETTINGS.keep_unseeded_values,
 }
 
 
