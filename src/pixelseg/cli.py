@@ -29,6 +29,9 @@ def _cmd_check(args: argparse.Namespace) -> int:
     )
 
 
+TTA_HELP = "average over flips and 90° rotations (8 passes; semantic and watershed runs)"
+
+
 def _cmd_train(args: argparse.Namespace) -> int:
     from pixelseg.train import train_command
 
@@ -60,6 +63,7 @@ def _cmd_evaluate(args: argparse.Namespace) -> int:
         checkpoint=args.checkpoint,
         precision=args.precision,
         report=args.report,
+        tta=args.tta,
     )
 
 
@@ -160,6 +164,7 @@ def build_parser() -> argparse.ArgumentParser:
         help="default: the run's training precision (what validation ran in); auto: the "
         "fastest path whose labels equal fp32's, as predict measures it",
     )
+    p.add_argument("--tta", action="store_true", help=TTA_HELP + "; measure what it gains")
 
     p = add("predict", _cmd_predict, "Predict label maps for image files or folders.")
     p.add_argument("run_dir")
@@ -204,7 +209,7 @@ def build_parser() -> argparse.ArgumentParser:
     p.add_argument(
         "--tta",
         action="store_true",
-        help="average over flips and 90° rotations (8 passes; semantic and watershed runs)",
+        help=TTA_HELP,
     )
     p.add_argument(
         "--overwrite",

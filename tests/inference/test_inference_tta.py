@@ -93,3 +93,34 @@ def test_tta_is_refused_for_a_mask_rcnn_run_and_runs_for_a_watershed_run(
     assert isinstance(plain, InstancePrediction) and plain.class_probs is not None
     assert averaged.class_probs.shape == plain.class_probs.shape
     assert not np.allclose(averaged.class_probs, plain.class_probs)  # eight passes, not one
+
+
+def test_evaluation_averages_over_the_symmetries_when_asked(
+    trained: tuple[Path, Path], tmp_path: Path
+) -> None:
+    import json
+
+    from pixelseg.structures import Region
+
+    run_dir, image = trained
+    averaged, plain = Predictor.from_run(run_dir, tta=True), Predictor.from_run(run_dir)
+    prepared = averaged.load(image)
+    normalized = prepared.normalized
+    whole = averaged.predict_normalized(normalized)
+    predicted = averaged.predict_prepared(prepared)
+    assert isinstance(whole, SemanticPrediction) and isinstance(predicted, SemanticPrediction)
+    torch.testing.assert_close(whole.probs, predicted.probs)  # evaluate's path is predict's
+    untouched = plain.predict_normalized(normalized)
+    assert isinstance(untouched, SemanticPrediction)
+    assert not torch.allclose(whole.probs, untouched.probs)
+    # A padded image with its region gives the unpadded image's averaged prediction back.
+    padded = torch.nn.functional.pad(normalized, (0, 24, 0, 8))
+    cut = averaged.predict_normalized(padded, region=Region(tuple(normalized.shape[-2:])))
+    assert isinstance(cut, SemanticPrediction)
+    torch.testing.assert_close(cut.probs, whole.probs, atol=1e-5, rtol=0)
+    out = tmp_path / "metrics.json"
+    report = tmp_path / "report"
+    assert (
+        main(["evaluate", str(run_dir), "--tta", "--json", str(out), "--report", str(report)]) == 0
+    )
+    assert json.loads(out.read_text())["tta"] is True

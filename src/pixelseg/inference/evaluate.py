@@ -45,6 +45,19 @@ def _precision(run_dir: str | Path, precision: str | None, device: str) -> str:
     return resolve_precision(read_run(run_dir)[0].train.precision, resolve_device(device))
 
 
+def _predictor(
+    run_dir: str | Path, device: str, checkpoint: str, precision: str | None, tta: bool
+) -> Predictor:
+    """The Predictor that evaluation runs (the run's training precision unless told)."""
+    return Predictor.from_run(
+        run_dir,
+        device=device,
+        checkpoint=checkpoint,
+        precision=_precision(run_dir, precision, device),
+        tta=tta,
+    )
+
+
 def selection_notes(info: RunInfo, *, split: str, checkpoint: str, own_data: bool) -> list[str]:
     """What the reported split decided in the run, and the loss it trained with, said next to
     its numbers.
@@ -109,6 +122,7 @@ def evaluate_predictor(
     result["split"] = split
     result["task"] = info.task
     result["precision"] = predictor.precision
+    result["tta"] = bool(predictor.tta)
     if predictor.plan is not None:
         result["inference"] = {"plan": predictor.plan.name, "reason": predictor.plan.reason}
     return result
@@ -122,6 +136,7 @@ def evaluate_run(
     device: str = "auto",
     checkpoint: str = "best",
     precision: str | None = None,
+    tta: bool = False,
 ) -> EvaluationResult:
     """Evaluate the ``best`` (or ``last``) checkpoint of ``run_dir`` on ``split``.
 
@@ -129,13 +144,10 @@ def evaluate_run(
         data: another dataset config to evaluate on (the run's own by default).
         precision: default the run's training precision (what its validation ran in);
             ``auto`` measures the fastest path as ``predict`` does.
+        tta: average each prediction over the eight symmetries (dense tasks), as
+            ``predict --tta`` does: whether it pays is measured on val, not guessed.
     """
-    predictor = Predictor.from_run(
-        run_dir,
-        device=device,
-        checkpoint=checkpoint,
-        precision=_precision(run_dir, precision, device),
-    )
+    predictor = _predictor(run_dir, device, checkpoint, precision, tta)
     result = evaluate_predictor(predictor, data=data, split=split)
     result["checkpoint"] = checkpoint
     result["notes"] = selection_notes(
@@ -154,15 +166,12 @@ def evaluate_command(
     checkpoint: str = "best",
     precision: str | None = None,
     report: str | None = None,
+    tta: bool = False,
 ) -> int:
     """The ``pixelseg evaluate`` subcommand: print, and write the report (``report.html``,
-    ``report.md``, ``metrics.json``, its PNGs) under ``RUN_DIR/eval/<split>`` or ``report``."""
-    predictor = Predictor.from_run(
-        run_dir,
-        device=device,
-        checkpoint=checkpoint,
-        precision=_precision(run_dir, precision, device),
-    )
+    ``report.md``, ``metrics.json``, its PNGs) under ``RUN_DIR/eval/<split>`` or ``report``;
+    ``tta`` as :func:`evaluate_run`'s."""
+    predictor = _predictor(run_dir, device, checkpoint, precision, tta)
     writer = RunWriter(report if report else run_dir)
     folder = "." if report else f"eval/{split}"
     result = evaluate_predictor(predictor, data=data, split=split, figures=(writer, folder))

@@ -169,8 +169,16 @@ class Predictor:
             image: the normalised image (it may be padded).
             region: the real part of a padded image, and where no object may be found
                 (evaluation passes each sample's size and COCO crowd regions).
+
+        With :attr:`tta` the dense maps are averaged over the eight symmetries first.
         """
         self.plan_for(image)
+        if self.tta:  # averaged over the symmetries, as predict does (evaluate --tta)
+            height, width = region.size if region is not None else tuple(image.shape[-2:])
+            return predict_image(
+                self.task, self.model, image[..., :height, :width], autocast=self.autocast,
+                tiles=None, tta=True, ignore=region.ignore if region is not None else None,
+            )  # fmt: skip
         return self.task.predict(self.model, image, autocast=self.autocast, region=region)
 
     def _nodata_value(self, file_value: float | None) -> float | None:

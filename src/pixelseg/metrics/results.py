@@ -50,6 +50,7 @@ class SemanticResult(ConfusionResult, total=False):
     task: str
     checkpoint: str
     precision: str
+    tta: bool
     notes: list[str]
     intervals: dict[str, Any]
     inference: dict[str, str]
@@ -130,6 +131,7 @@ class InstanceResult(TypedDict, total=False):
     task: str
     checkpoint: str
     precision: str
+    tta: bool
     notes: list[str]
     intervals: dict[str, Any]
     inference: dict[str, str]
